@@ -1,0 +1,39 @@
+# lookalike: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_CATALOG ?= .lookalike/demo-catalog
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo demo-catalog test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch==2.13.0 installs a CPU build from a local wheel on the project machines (see README).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[serve,torch,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo-catalog: install
+	$(BIN)/lookalike ingest $(DEMO_CATALOG) --csv data/demo/products.csv
+
+demo: demo-catalog
+	$(BIN)/lookalike search $(DEMO_CATALOG) data/demo/queries/tshirt.jpg -k 10
+
+test: install
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+clean:
+	rm -rf $(VENV) .lookalike .pytest_cache .ruff_cache

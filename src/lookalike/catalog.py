@@ -1,0 +1,663 @@
+"""A catalogue is a directory: ``manifest.json``, ``products.db`` (SQLite), ``index.<seq>.faiss`` and
+``images/`` (a copy of every product picture, content-addressed).
+
+:class:`Catalog` keeps the index and the store in step. SQLite is the truth; the FAISS index is
+rebuilt from it (incrementally, from the last checkpoint) when it lags behind, so a crash at any point
+leaves the last committed state searchable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lookalike import __version__
+from lookalike.errors import (
+    CatalogError,
+    CatalogExistsError,
+    CatalogNotFoundError,
+    InvalidQueryError,
+    LookalikeError,
+    ModelMismatchError,
+    ProductNotFoundError,
+)
+from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
+from lookalike.imaging import (
+    DecodeLimits,
+    FetchSettings,
+    fetch_image_bytes,
+    image_format,
+    open_image_bytes,
+    read_image_bytes,
+)
+from lookalike.index import FaissIndex
+from lookalike.product import Filters, Hit, Product
+from lookalike.sources import IngestRecord
+from lookalike.store import ProductStore
+from lookalike.store.sqlite import UpsertItem
+
+__all__ = ["Catalog", "IngestReport", "IngestProgress"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORE = "products.db"
+INDEX_RE = re.compile(r"^index\.(\d+)\.faiss$")
+MAX_K = 1000
+ImageInput = str | os.PathLike[str] | bytes | Image.Image
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``failed`` holds ``(product id, image, reason)``."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str | None, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.added + self.updated + self.unchanged + len(self.failed)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": [{"id": i, "image": s, "error": m} for i, s, m in self.failed],
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 1),
+        }
+
+
+@dataclass
+class IngestProgress:
+    """Passed to the progress callback after every committed batch."""
+
+    done: int
+    committed_ids: list[str]
+    report: IngestReport
+
+
+@dataclass
+class _Prepared:
+    record: IngestRecord
+    action: str  # "embed", "meta", "skip", "fail"
+    array: np.ndarray | None = None
+    sha: str | None = None
+    data: bytes | None = None
+    fmt: str | None = None
+    error: str | None = None
+    image: Image.Image | None = None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Catalog:
+    """A searchable product catalogue in one directory."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        extractor: Extractor | None = None,
+        decode_limits: DecodeLimits | None = None,
+        fetch_settings: FetchSettings | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.dim = int(manifest["extractor"]["dim"])
+        self.decode_limits = decode_limits or DecodeLimits()
+        self.fetch_settings = fetch_settings or FetchSettings()
+        self._extractor = extractor
+        self._extractor_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.store = ProductStore(path / STORE, self.dim, create=True)
+        self.index = FaissIndex(self.dim)
+        self._index_seq = 0
+        self._checkpoint_seq = 0
+        self._load_index()
+
+    # --- opening -------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        extractor: str | Extractor = DEFAULT_EXTRACTOR,
+        exist_ok: bool = False,
+        **kwargs: Any,
+    ) -> Catalog:
+        """Create a catalogue at ``path`` for ``extractor`` (or open it when it exists and ``exist_ok``)."""
+        root = Path(path)
+        if (root / MANIFEST).exists():
+            if not exist_ok:
+                raise CatalogExistsError(f"a catalogue already exists at {root}")
+            return cls.open(root, extractor=extractor, **kwargs)
+        if root.exists() and not root.is_dir():
+            raise CatalogError(f"{root} exists and is not a directory")
+        if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".")):
+            raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
+        ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "images").mkdir(exist_ok=True)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "lookalike_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "extractor": ext.describe(),
+            "index": {"type": "faiss-flat-ip", "metric": "cosine"},
+        }
+        _atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        _fsync_dir(root)
+        return cls(root, manifest, extractor=ext, **kwargs)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        extractor: str | Extractor | None = None,
+        **kwargs: Any,
+    ) -> Catalog:
+        """Open an existing catalogue. Passing ``extractor`` checks it is the one the catalogue uses."""
+        root = Path(path)
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise CatalogNotFoundError(f"no lookalike catalogue at {root} (missing {MANIFEST})")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            name = manifest["extractor"]["name"]
+            int(manifest["extractor"]["dim"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CatalogError(f"{manifest_path} is damaged: {exc}") from exc
+        if manifest.get("format", 0) > FORMAT_VERSION:
+            raise CatalogError(f"{root} was written by a newer lookalike (format {manifest['format']})")
+        ext_obj: Extractor | None = None
+        if extractor is not None:
+            asked = extractor.name if isinstance(extractor, Extractor) else extractor
+            if asked != name:
+                raise ModelMismatchError(
+                    f"catalogue {root} was built with extractor {name!r}, not {asked!r}; "
+                    "use a new catalogue directory for another extractor"
+                )
+            ext_obj = extractor if isinstance(extractor, Extractor) else None
+        return cls(root, manifest, extractor=ext_obj, **kwargs)
+
+    @property
+    def extractor(self) -> Extractor:
+        """The catalogue's extractor, loaded on first use."""
+        if self._extractor is None:
+            with self._extractor_lock:
+                if self._extractor is None:
+                    ext = create_extractor(self.manifest["extractor"]["name"])
+                    if ext.dim != self.dim:
+                        raise ModelMismatchError(
+                            f"extractor {ext.name!r} now gives {ext.dim}-d vectors; the catalogue holds {self.dim}-d"
+                        )
+                    self._extractor = ext
+        return self._extractor
+
+    @property
+    def extractor_name(self) -> str:
+        return str(self.manifest["extractor"]["name"])
+
+    def __len__(self) -> int:
+        return self.store.count()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Checkpoint the index if it moved, and close the store."""
+        with self._lock:
+            with contextlib.suppress(LookalikeError, OSError):
+                if self._index_seq != self._checkpoint_seq:
+                    self.checkpoint()
+            self.store.close()
+
+    # --- index sync ----------------------------------------------------------------------------
+    def _index_files(self) -> list[tuple[int, Path]]:
+        found = []
+        for p in self.path.iterdir():
+            m = INDEX_RE.match(p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+        return sorted(found, reverse=True)
+
+    def _load_index(self) -> None:
+        store_seq = self.store.seq()
+        for seq, path in self._index_files():
+            if seq > store_seq:
+                continue  # written for a state the store does not hold (cannot happen; be safe)
+            try:
+                self.index = FaissIndex.load(path, self.dim)
+                self._index_seq = self._checkpoint_seq = seq
+                break
+            except CatalogError:
+                continue
+        self.sync()
+
+    def sync(self) -> int:
+        """Bring the in-memory index up to the store's state; returns how many vectors changed."""
+        with self._lock:
+            if self.store.seq() == self._index_seq:
+                return 0
+            changes = self.store.changes_since(self._index_seq)
+            self.index.remove(changes.removed)
+            self.index.add(changes.upsert_ids, changes.upsert_vectors)
+            self._index_seq = changes.seq
+            return int(changes.removed.size + changes.upsert_ids.size)
+
+    def checkpoint(self) -> None:
+        """Write the index to disk atomically (``index.<seq>.faiss``) and drop older checkpoints."""
+        with self._lock:
+            self.sync()
+            seq = self._index_seq
+            target = self.path / f"index.{seq}.faiss"
+            self.index.save(target)
+            _fsync_dir(self.path)
+            self._checkpoint_seq = seq
+            for old_seq, old in self._index_files():
+                if old_seq != seq:
+                    with contextlib.suppress(OSError):
+                        old.unlink()
+
+    def verify(self) -> dict[str, Any]:
+        """Check that index and store hold the same products; returns counts and any difference."""
+        with self._lock:
+            self.sync()
+            index_ids = set(self.index.ids().tolist())
+            store_ids = {int(r[0]) for r in self.store._conn().execute("SELECT rowid FROM products")}
+        return {
+            "products": len(store_ids),
+            "vectors": len(index_ids),
+            "missing_from_index": len(store_ids - index_ids),
+            "orphans_in_index": len(index_ids - store_ids),
+            "ok": store_ids == index_ids,
+        }
+
+    # --- images --------------------------------------------------------------------------------
+    def _save_image(self, prep: _Prepared) -> str:
+        """Keep a copy of the picture in the catalogue; returns its path relative to the catalogue."""
+        assert prep.sha is not None and prep.data is not None
+        fmt = (prep.fmt or "").upper()
+        ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(fmt)
+        data = prep.data
+        _, size = image_format(data) if ext else (None, None)
+        if ext is None or len(data) > 1_000_000 or size is None or max(size) > 1024:
+            img = prep.image
+            if img is None:
+                img = open_image_bytes(data, self.decode_limits)
+            thumb = img.copy()
+            thumb.thumbnail((800, 800), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            thumb.save(buf, format="JPEG", quality=88)
+            data, ext = buf.getvalue(), "jpg"
+        rel = f"images/{prep.sha[:2]}/{prep.sha}.{ext}"
+        target = self.path / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(target, data)
+        return rel
+
+    def image_path(self, product_id: str) -> Path:
+        """The stored picture of a product (always inside the catalogue directory)."""
+        rel = self.store.image_file_of(product_id)
+        if rel is None:
+            if self.store.get(product_id) is None:
+                raise ProductNotFoundError(f"no product with id {product_id!r}")
+            raise CatalogError(f"product {product_id!r} has no stored image")
+        root = self.path.resolve()
+        target = (self.path / rel).resolve()
+        if root not in target.parents or not target.is_file():
+            raise CatalogError(f"stored image for {product_id!r} is missing")
+        return target
+
+    # --- ingest --------------------------------------------------------------------------------
+    def _load_bytes(self, source: str) -> bytes:
+        if source.lower().startswith(("http://", "https://")):
+            data, _ = fetch_image_bytes(source, self.fetch_settings)
+            return data
+        return read_image_bytes(source, self.decode_limits)
+
+    def _prepare(self, record: IngestRecord, state: Any, refresh: bool) -> _Prepared:
+        src = record.source
+        if not src:
+            return _Prepared(record, "fail", error="no image given for this product")
+        meta_same = state is not None and state.meta_hash == record.product.metadata_hash()
+        is_url = src.lower().startswith(("http://", "https://"))
+        if state is not None and not refresh and is_url and state.image == src and state.image_sha:
+            return _Prepared(record, "skip" if meta_same else "meta")
+        try:
+            data = self._load_bytes(src)
+            sha = hashlib.sha256(data).hexdigest()
+            if state is not None and not refresh and state.image_sha == sha:
+                return _Prepared(record, "skip" if meta_same else "meta")
+            extractor = self.extractor
+            size = extractor.preprocess_cfg.size if extractor.preprocess_cfg else None
+            img = open_image_bytes(data, self.decode_limits, draft_size=size, name=Path(src).name)
+            fmt, _ = image_format(data)
+            arr = extractor.preprocess(img)
+            return _Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None)
+        except LookalikeError as exc:
+            return _Prepared(record, "fail", error=str(exc))
+        except Exception as exc:  # a bug in a decoder must not stop the whole ingest
+            return _Prepared(record, "fail", error=f"unexpected {type(exc).__name__}: {exc}")
+
+    def ingest(
+        self,
+        records: Iterable[IngestRecord],
+        batch_size: int = 64,
+        workers: int | None = None,
+        refresh: bool = False,
+        progress: Callable[[IngestProgress], None] | None = None,
+    ) -> IngestReport:
+        """Add or update products in batches; each batch is one transaction (resumable).
+
+        Unchanged products (same picture bytes, same metadata) are skipped without decoding, so running
+        the same ingest again after an interruption finishes the rest. A product whose picture cannot
+        be read is reported in ``IngestReport.failed`` and skipped; the rest of its batch goes on.
+        """
+        report = IngestReport()
+        start = time.perf_counter()
+        workers = workers or min(8, (os.cpu_count() or 2) + 2)
+        batches = _batched(records, batch_size)
+        done = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-ingest") as pool:
+            pending = self._submit(pool, next(batches, None), refresh)
+            try:
+                while pending is not None:
+                    prepared = [f.result() for f in pending]
+                    pending = self._submit(pool, next(batches, None), refresh)  # decode ahead
+                    committed = self._commit(prepared, report)
+                    done += len(prepared)
+                    if progress is not None:
+                        progress(IngestProgress(done, committed, report))
+            finally:
+                if pending is not None:
+                    for f in pending:
+                        f.cancel()
+                report.seconds = time.perf_counter() - start
+                with contextlib.suppress(LookalikeError, OSError):
+                    self.checkpoint()
+        return report
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, batch: list[IngestRecord] | None, refresh: bool
+    ) -> list[Future[_Prepared]] | None:
+        if batch is None:
+            return None
+        states = self.store.states([r.product.id for r in batch])
+        return [pool.submit(self._prepare, r, states.get(r.product.id), refresh) for r in batch]
+
+    def _commit(self, prepared: list[_Prepared], report: IngestReport) -> list[str]:
+        to_embed = [p for p in prepared if p.action == "embed"]
+        vectors = (
+            self.extractor.embed_preprocessed(np.stack([p.array for p in to_embed]))  # type: ignore[misc]
+            if to_embed
+            else np.zeros((0, self.dim), np.float32)
+        )
+        existing = self.store.states([p.record.product.id for p in prepared])
+        items: list[UpsertItem] = []
+        errors: list[tuple[str, str | None, str]] = []
+        counts = {"added": 0, "updated": 0, "unchanged": 0}
+        vec_iter = iter(vectors)
+        for p in prepared:
+            pid = p.record.product.id
+            if p.action == "fail":
+                errors.append((pid, p.record.source, p.error or "unknown error"))
+                continue
+            if p.action == "skip":
+                counts["unchanged"] += 1
+                continue
+            if p.action == "meta":
+                items.append(UpsertItem(p.record.product, None))
+                counts["updated"] += 1
+                continue
+            vec = next(vec_iter)
+            try:
+                rel = self._save_image(p)
+            except (LookalikeError, OSError) as exc:
+                errors.append((pid, p.record.source, f"cannot store image: {exc}"))
+                continue
+            items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
+            counts["updated" if pid in existing else "added"] += 1
+        self.store.upsert(items, errors)
+        self.sync()
+        report.added += counts["added"]
+        report.updated += counts["updated"]
+        report.unchanged += counts["unchanged"]
+        report.embedded += len(to_embed)
+        report.failed.extend(errors)
+        return [it.product.id for it in items]
+
+    def upsert(self, product: Product, image: ImageInput | None = None) -> str:
+        """Add or update one product. With no ``image``, only its metadata changes (it must exist)."""
+        if image is None:
+            if self.store.get(product.id) is None:
+                raise ProductNotFoundError(f"no product with id {product.id!r}; a new product needs an image")
+            self.store.upsert([UpsertItem(product, None)])
+            self.sync()
+            return "updated"
+        data = self._image_bytes(image)
+        sha = hashlib.sha256(data).hexdigest()
+        img = open_image_bytes(data, self.decode_limits)
+        fmt, _ = image_format(data)
+        prep = _Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
+        vec = self.extractor.embed([img])[0]
+        rel = self._save_image(prep)
+        existed = self.store.get(product.id) is not None
+        self.store.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
+        self.sync()
+        return "updated" if existed else "added"
+
+    def delete(self, product_ids: Sequence[str]) -> int:
+        """Delete products by id; returns how many existed. Their pictures go when no product uses them."""
+        rowids, files = self.store.delete(list(product_ids))
+        self.sync()
+        for rel in set(files):
+            if not self.store.image_file_in_use(rel):
+                with contextlib.suppress(OSError):
+                    (self.path / rel).unlink()
+        return len(rowids)
+
+    # --- search --------------------------------------------------------------------------------
+    def _image_bytes(self, image: ImageInput) -> bytes:
+        if isinstance(image, Image.Image):
+            buf = io.BytesIO()
+            image.convert("RGB").save(buf, format="PNG")
+            return buf.getvalue()
+        if isinstance(image, bytes | bytearray | memoryview):
+            return bytes(image)
+        text = os.fspath(image)
+        if text.lower().startswith(("http://", "https://")):
+            return self._load_bytes(text)
+        return read_image_bytes(text, self.decode_limits)
+
+    def embed_query(self, image: ImageInput) -> np.ndarray:
+        """The query vector for an image (path, URL, bytes or PIL image)."""
+        if isinstance(image, Image.Image):
+            img = image.convert("RGB")
+        else:
+            size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
+            name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
+            img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
+        return self.extractor.embed([img])[0]
+
+    def search(
+        self,
+        image: ImageInput | None = None,
+        *,
+        url: str | None = None,
+        product_id: str | None = None,
+        vector: np.ndarray | None = None,
+        k: int = 10,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
+        ``product_id`` ("more like this": the product itself is left out) or a ``vector``."""
+        given = [x is not None for x in (image, url, product_id, vector)]
+        if sum(given) != 1:
+            raise InvalidQueryError("give exactly one of image, url, product_id or vector")
+        exclude: set[str] = set()
+        if product_id is not None:
+            vec = self.store.vector_of(product_id)
+            if vec is None:
+                raise ProductNotFoundError(f"no product with id {product_id!r}")
+            exclude.add(product_id)
+        elif url is not None:
+            if not url.lower().startswith(("http://", "https://")):
+                raise InvalidQueryError("url must start with http:// or https://")
+            vec = self.embed_query(url)
+        elif image is not None:
+            vec = self.embed_query(image)
+        else:
+            vec = np.asarray(vector, dtype=np.float32)
+        return self.search_vectors(vec[None, :], k=k, filters=filters, exclude=[exclude])[0]
+
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        filters: Filters | None = None,
+        exclude: Sequence[set[str]] | None = None,
+    ) -> list[list[Hit]]:
+        """Search a batch of query vectors; ``exclude[i]`` lists product ids to leave out of query i."""
+        if not isinstance(k, int) or k < 1 or k > MAX_K:
+            raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
+        q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if not np.all(np.isfinite(q)):
+            raise InvalidQueryError("query vector has NaN or infinite values")
+        extra = max((len(e) for e in exclude), default=0) if exclude else 0
+        allowed = self.store.filter_rowids(filters)
+        with self._lock:
+            self.sync()
+            scores, ids = self.index.search(q, k + extra, allowed_ids=allowed)
+        products = self.store.products_by_rowid({int(i) for i in ids.ravel() if i >= 0})
+        out: list[list[Hit]] = []
+        for qi in range(q.shape[0]):
+            skip = exclude[qi] if exclude else set()
+            hits: list[Hit] = []
+            for score, rid in zip(scores[qi], ids[qi], strict=True):
+                prod = products.get(int(rid))
+                if rid < 0 or prod is None or prod.id in skip:
+                    continue
+                hits.append(Hit(prod.id, float(score), prod))
+                if len(hits) == k:
+                    break
+            out.append(hits)
+        return out
+
+    def search_many(
+        self, images: Sequence[ImageInput], k: int = 10, filters: Filters | None = None, batch_size: int = 32
+    ) -> list[list[Hit] | LookalikeError]:
+        """Search many query images at once (batched embedding); a query that fails gives its error."""
+        results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
+        size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
+
+        def prep(image: ImageInput) -> np.ndarray | LookalikeError:
+            try:
+                name = Path(os.fspath(image)).name if isinstance(image, str | os.PathLike) else "image"
+                if isinstance(image, Image.Image):
+                    img = image.convert("RGB")
+                else:
+                    img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
+                return self.extractor.preprocess(img)
+            except LookalikeError as exc:
+                return exc
+            except Exception as exc:
+                return InvalidQueryError(f"unexpected {type(exc).__name__}: {exc}")
+
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2)) as pool:
+            for start in range(0, len(images), batch_size):
+                chunk = list(pool.map(prep, images[start : start + batch_size]))
+                good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, np.ndarray)]
+                for i, a in enumerate(chunk):
+                    if not isinstance(a, np.ndarray):
+                        results[start + i] = a
+                if good:
+                    vecs = self.extractor.embed_preprocessed(np.stack([a for _, a in good]))
+                    hits = self.search_vectors(vecs, k=k, filters=filters)
+                    for (i, _), h in zip(good, hits, strict=True):
+                        results[start + i] = h
+        return results
+
+    # --- browsing ------------------------------------------------------------------------------
+    def get(self, product_id: str) -> Product:
+        product = self.store.get(product_id)
+        if product is None:
+            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        return product
+
+    def products(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
+        return self.store.list(filters, offset=offset, limit=limit)
+
+    def info(self) -> dict[str, Any]:
+        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return {
+            "path": str(self.path),
+            "products": len(self),
+            "extractor": self.manifest["extractor"]["name"],
+            "dim": self.dim,
+            "index": self.manifest.get("index", {}).get("type"),
+            "seq": self.store.seq(),
+            "ingest_errors": len(self.store.errors()),
+            "bytes_on_disk": size,
+            "created": self.manifest.get("created"),
+            "lookalike_version": self.manifest.get("lookalike_version"),
+        }
+
+
+def _batched(records: Iterable[IngestRecord], size: int) -> Iterator[list[IngestRecord]]:
+    batch: list[IngestRecord] = []
+    for r in records:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,77 @@
+"""An extractor backed by an ONNX graph, served with onnxruntime."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.config import num_threads
+from lookalike.errors import ModelLoadError
+from lookalike.extractors.base import Extractor, PreprocessCfg, l2_normalize
+
+__all__ = ["OnnxExtractor"]
+
+
+class OnnxExtractor(Extractor):
+    """Runs an ONNX graph whose first output is (n, d) or a (n, c, h, w) feature map (average-pooled).
+
+    The graph's first input takes a batch of :class:`PreprocessCfg` outputs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        preprocess_cfg: PreprocessCfg,
+        threads: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.name = name
+        self.path = Path(path)
+        self.preprocess_cfg = preprocess_cfg
+        self.batch_size = batch_size
+        if not self.path.is_file():
+            raise ModelLoadError(f"model file for {name!r} not found: {self.path}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or num_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"cannot load ONNX model {self.path}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+        self.dim = self._infer_dim()
+
+    def _infer_dim(self) -> int:
+        shape = self._session.get_outputs()[0].shape
+        if len(shape) == 2 and isinstance(shape[1], int):
+            return int(shape[1])
+        if len(shape) == 4 and isinstance(shape[1], int):
+            return int(shape[1])
+        s = self.preprocess_cfg.size
+        probe = np.zeros((1, 3, s, s) if self.preprocess_cfg.layout == "NCHW" else (1, s, s, 3), np.float32)
+        return int(self._run(probe).shape[1])
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        out = self._session.run([self._output], {self._input: batch.astype(np.float32, copy=False)})[0]
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim == 4:
+            out = out.mean(axis=(2, 3))
+        elif out.ndim == 3:  # token sequences: mean over tokens
+            out = out.mean(axis=1)
+        return out
+
+    def embed_preprocessed(self, batch: np.ndarray) -> np.ndarray:
+        return l2_normalize(self._run(batch))
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["path"] = str(self.path)
+        return d

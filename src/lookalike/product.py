@@ -1,0 +1,87 @@
+"""Products and search filters: the plain data that flows between the layers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["FILTER_FIELDS", "Filters", "Hit", "Product"]
+
+# Metadata fields that filters can test for equality (and facets count).
+FILTER_FIELDS = ("category", "subcategory", "article_type", "gender", "colour", "brand")
+
+
+@dataclass
+class Product:
+    """One catalogue product. ``image`` is where the picture came from (path or URL)."""
+
+    id: str
+    title: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    article_type: str | None = None
+    colour: str | None = None
+    gender: str | None = None
+    price: float | None = None
+    image: str | None = None
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Product:
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = dict(known.pop("extra", None) or {})
+        extra.update({k: v for k, v in data.items() if k not in names})
+        return cls(**known, extra=extra)
+
+    def metadata_hash(self) -> str:
+        """A fingerprint of everything but the picture (to skip unchanged rows on re-ingest)."""
+        d = self.to_dict()
+        d.pop("image", None)
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Equality on metadata fields (case-insensitive; a tuple means any of) and a price range."""
+
+    category: str | tuple[str, ...] | None = None
+    subcategory: str | tuple[str, ...] | None = None
+    article_type: str | tuple[str, ...] | None = None
+    gender: str | tuple[str, ...] | None = None
+    colour: str | tuple[str, ...] | None = None
+    brand: str | tuple[str, ...] | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) in (None, (), "") for f in fields(self))
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Filters:
+        """Build from keyword arguments, ignoring ``None`` and empty values; lists become tuples."""
+        clean: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if value is None or value == "" or value == [] or value == ():
+                continue
+            clean[key] = tuple(value) if isinstance(value, list | tuple | set) else value
+        return cls(**clean)
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    id: str
+    score: float
+    product: Product
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, **{k: v for k, v in self.product.to_dict().items() if k != "id"}}

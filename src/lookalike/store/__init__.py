@@ -1,0 +1,5 @@
+"""Product metadata and vectors in SQLite."""
+
+from lookalike.store.sqlite import Changes, ProductStore, StoredState
+
+__all__ = ["Changes", "ProductStore", "StoredState"]

@@ -1,0 +1,357 @@
+"""SQLite product store: metadata, the embedding of each product, and a change sequence.
+
+SQLite is the source of truth. Every write transaction bumps a sequence number ``seq``; each product
+row records the ``vec_seq`` at which its vector last changed and each delete leaves a tombstone with
+its ``seq``. An index (FAISS, in memory and checkpointed to disk) knows the ``seq`` it reflects and
+catches up with :meth:`ProductStore.changes_since`, so a crash between the SQLite commit and an index
+write loses nothing, and a server sees another process's ingest without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import CatalogError, InvalidQueryError
+from lookalike.product import FILTER_FIELDS, Filters, Product
+
+__all__ = ["Changes", "ProductStore", "StoredState"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT, brand TEXT, category TEXT, subcategory TEXT, article_type TEXT,
+    colour TEXT, gender TEXT, price REAL,
+    image TEXT, url TEXT, extra TEXT NOT NULL DEFAULT '{}',
+    image_sha TEXT, image_file TEXT, meta_hash TEXT,
+    seq INTEGER NOT NULL, vec_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, vec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (rowid INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    id TEXT PRIMARY KEY, image TEXT, error TEXT NOT NULL, at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS products_vec_seq ON products(vec_seq);
+CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
+CREATE INDEX IF NOT EXISTS products_article_type ON products(article_type COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS products_category ON products(category COLLATE NOCASE);
+"""
+
+PRODUCT_COLUMNS = (
+    "id", "title", "brand", "category", "subcategory", "article_type", "colour", "gender", "price",
+    "image", "url", "extra",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What the store remembers about a product, to decide whether re-ingest can skip it."""
+
+    rowid: int
+    image: str | None
+    image_sha: str | None
+    meta_hash: str | None
+    image_file: str | None
+
+
+@dataclass
+class Changes:
+    """Index changes since a sequence number."""
+
+    seq: int
+    removed: np.ndarray
+    upsert_ids: np.ndarray
+    upsert_vectors: np.ndarray
+
+
+@dataclass
+class UpsertItem:
+    product: Product
+    vector: np.ndarray | None  # None: metadata-only update of an existing product
+    image_sha: str | None = None
+    image_file: str | None = None
+
+
+class ProductStore:
+    """Thread-safe access to ``products.db`` (one connection per thread, WAL mode)."""
+
+    def __init__(self, path: str | Path, dim: int, create: bool = False) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        if not create and not self.path.exists():
+            raise CatalogError(f"product store missing: {self.path}")
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        conn = self._conn()
+        with self._write_lock:
+            conn.executescript(SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
+
+    # --- connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.DatabaseError as exc:
+                raise CatalogError(f"cannot open product store {self.path}: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- reads ---------------------------------------------------------------------------------
+    def seq(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key='seq'").fetchone()
+        return int(row[0])
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, params = self._where(filters)
+        return int(self._conn().execute(f"SELECT COUNT(*) FROM products {where}", params).fetchone()[0])
+
+    def get(self, product_id: str) -> Product | None:
+        row = self._conn().execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
+        return _row_to_product(row) if row else None
+
+    def rowid_of(self, product_id: str) -> int | None:
+        row = self._conn().execute("SELECT rowid FROM products WHERE id = ?", (product_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def image_file_of(self, product_id: str) -> str | None:
+        row = self._conn().execute("SELECT image_file FROM products WHERE id = ?", (product_id,)).fetchone()
+        return row[0] if row else None
+
+    def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:
+        out: dict[str, StoredState] = {}
+        conn = self._conn()
+        for chunk in _chunks(list(product_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT rowid, id, image, image_sha, meta_hash, image_file FROM products WHERE id IN ({marks})",
+                chunk,
+            ):
+                out[row["id"]] = StoredState(
+                    row["rowid"], row["image"], row["image_sha"], row["meta_hash"], row["image_file"]
+                )
+        return out
+
+    def products_by_rowid(self, rowids: Iterable[int]) -> dict[int, Product]:
+        rows = [int(r) for r in rowids]
+        out: dict[int, Product] = {}
+        conn = self._conn()
+        for chunk in _chunks(rows, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT * FROM products WHERE rowid IN ({marks})", chunk):
+                out[int(row["rowid"])] = _row_to_product(row)
+        return out
+
+    def vector_of(self, product_id: str) -> np.ndarray | None:
+        row = self._conn().execute(
+            "SELECT v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id = ?", (product_id,)
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
+        where, params = self._where(filters)
+        rows = self._conn().execute(
+            f"SELECT * FROM products {where} ORDER BY rowid LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [_row_to_product(r) for r in rows]
+
+    def iter_ids(self) -> Iterator[str]:
+        for row in self._conn().execute("SELECT id FROM products ORDER BY rowid"):
+            yield row[0]
+
+    def filter_rowids(self, filters: Filters | None) -> np.ndarray | None:
+        """Row ids that pass ``filters``; ``None`` when there is no filter (everything passes)."""
+        if filters is None or filters.is_empty():
+            return None
+        where, params = self._where(filters)
+        rows = self._conn().execute(f"SELECT rowid FROM products {where}", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, list[tuple[str, int]]] = {}
+        conn = self._conn()
+        for name in fields:
+            if name not in FILTER_FIELDS:
+                raise InvalidQueryError(f"unknown facet field {name!r}")
+            rows = conn.execute(
+                f"SELECT {name}, COUNT(*) AS n FROM products WHERE {name} IS NOT NULL AND {name} != '' "
+                f"GROUP BY {name} COLLATE NOCASE ORDER BY n DESC, {name}"
+            )
+            out[name] = [(r[0], int(r[1])) for r in rows]
+        row = conn.execute("SELECT MIN(price), MAX(price) FROM products").fetchone()
+        out["price"] = [("min", row[0]), ("max", row[1])] if row[0] is not None else []
+        return out
+
+    def changes_since(self, seq: int) -> Changes:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one consistent snapshot
+        try:
+            now = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+            removed = [r[0] for r in conn.execute("SELECT rowid FROM tombstones WHERE seq > ?", (seq,))]
+            rows = conn.execute(
+                "SELECT p.rowid, v.vec FROM products p JOIN vectors v ON v.rowid = p.rowid WHERE p.vec_seq > ?",
+                (seq,),
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = (
+            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+            if rows
+            else np.zeros((0, self.dim), dtype=np.float32)
+        )
+        return Changes(now, np.asarray(removed, dtype=np.int64), ids, vecs)
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn().execute("SELECT * FROM ingest_errors ORDER BY at, id")]
+
+    # --- writes --------------------------------------------------------------------------------
+    def _begin(self) -> tuple[sqlite3.Connection, int]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+        return conn, seq
+
+    def upsert(self, items: Sequence[UpsertItem], errors: Sequence[tuple[str, str | None, str]] = ()) -> int:
+        """Insert or update ``items`` (and record ``errors``) in one transaction; returns the new seq."""
+        with self._write_lock:
+            conn, seq = self._begin()
+            try:
+                for item in items:
+                    self._upsert_one(conn, seq, item)
+                for pid, image, message in errors:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO ingest_errors(id, image, error) VALUES (?, ?, ?)",
+                        (pid, image, message),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return seq
+
+    def _upsert_one(self, conn: sqlite3.Connection, seq: int, item: UpsertItem) -> None:
+        p = item.product
+        values = (
+            p.id, p.title, p.brand, p.category, p.subcategory, p.article_type, p.colour, p.gender,
+            p.price, p.image, p.url, json.dumps(p.extra or {}, default=str),
+        )  # fmt: skip
+        existing = conn.execute("SELECT rowid FROM products WHERE id = ?", (p.id,)).fetchone()
+        if existing is None:
+            if item.vector is None:
+                raise CatalogError(f"product {p.id!r} is new and has no embedding")
+            cur = conn.execute(
+                f"INSERT INTO products({', '.join(PRODUCT_COLUMNS)}, image_sha, image_file, meta_hash, seq, vec_seq)"
+                f" VALUES ({', '.join('?' * len(PRODUCT_COLUMNS))}, ?, ?, ?, ?, ?)",
+                (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq),
+            )
+            rowid = int(cur.lastrowid or 0)
+        else:
+            rowid = int(existing[0])
+            sets = ", ".join(f"{c} = ?" for c in PRODUCT_COLUMNS)
+            if item.vector is None:
+                conn.execute(
+                    f"UPDATE products SET {sets}, meta_hash = ?, seq = ? WHERE rowid = ?",
+                    (*values, p.metadata_hash(), seq, rowid),
+                )
+            else:
+                conn.execute(
+                    f"UPDATE products SET {sets}, image_sha = ?, image_file = ?, meta_hash = ?, seq = ?, "
+                    "vec_seq = ? WHERE rowid = ?",
+                    (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq, rowid),
+                )
+        if item.vector is not None:
+            vec = np.ascontiguousarray(item.vector, dtype=np.float32).reshape(-1)
+            if vec.shape[0] != self.dim:
+                raise CatalogError(f"embedding has dimension {vec.shape[0]}, catalogue expects {self.dim}")
+            conn.execute("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", (rowid, vec.tobytes()))
+        conn.execute("DELETE FROM ingest_errors WHERE id = ?", (p.id,))
+
+    def delete(self, product_ids: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Delete products; returns (their row ids, their image files) for the index and file cleanup."""
+        with self._write_lock:
+            conn, seq = self._begin()
+            try:
+                rowids: list[int] = []
+                files: list[str] = []
+                for chunk in _chunks(list(product_ids), 500):
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        f"SELECT rowid, image_file FROM products WHERE id IN ({marks})", chunk
+                    ).fetchall()
+                    for row in rows:
+                        rowids.append(int(row[0]))
+                        if row[1]:
+                            files.append(row[1])
+                    conn.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM ingest_errors WHERE id IN ({marks})", chunk)
+                for r in rowids:
+                    conn.execute("DELETE FROM vectors WHERE rowid = ?", (r,))
+                    conn.execute("INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", (r, seq))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return rowids, files
+
+    def image_file_in_use(self, image_file: str) -> bool:
+        row = self._conn().execute("SELECT 1 FROM products WHERE image_file = ? LIMIT 1", (image_file,)).fetchone()
+        return row is not None
+
+    # --- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _where(filters: Filters | None) -> tuple[str, list[Any]]:
+        if filters is None or filters.is_empty():
+            return "", []
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name in FILTER_FIELDS:
+            value = getattr(filters, name)
+            if value in (None, "", ()):
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{name} COLLATE NOCASE IN ({','.join('?' * len(values))})")
+            params.extend(str(v) for v in values)
+        if filters.min_price is not None:
+            clauses.append("price >= ?")
+            params.append(float(filters.min_price))
+        if filters.max_price is not None:
+            clauses.append("price <= ?")
+            params.append(float(filters.max_price))
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _row_to_product(row: sqlite3.Row) -> Product:
+    data = {c: row[c] for c in PRODUCT_COLUMNS}
+    try:
+        data["extra"] = json.loads(data["extra"] or "{}")
+    except ValueError:
+        data["extra"] = {}
+    return Product(**data)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
