@@ -540,6 +540,7 @@ class Catalog:
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
         ``product_id`` ("more like this": the product itself is left out) or a ``vector``."""
+        _check_k(k)
         given = [x is not None for x in (image, url, product_id, vector)]
         if sum(given) != 1:
             raise InvalidQueryError("give exactly one of image, url, product_id or vector")
@@ -567,8 +568,7 @@ class Catalog:
         exclude: Sequence[set[str]] | None = None,
     ) -> list[list[Hit]]:
         """Search a batch of query vectors; ``exclude[i]`` lists product ids to leave out of query i."""
-        if not isinstance(k, int) or k < 1 or k > MAX_K:
-            raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
+        _check_k(k)
         q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if not np.all(np.isfinite(q)):
             raise InvalidQueryError("query vector has NaN or infinite values")
@@ -596,6 +596,7 @@ class Catalog:
         self, images: Sequence[ImageInput], k: int = 10, filters: Filters | None = None, batch_size: int = 32
     ) -> list[list[Hit] | LookalikeError]:
         """Search many query images at once (batched embedding); a query that fails gives its error."""
+        _check_k(k)
         results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
         size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
 
@@ -650,6 +651,11 @@ class Catalog:
             "created": self.manifest.get("created"),
             "lookalike_version": self.manifest.get("lookalike_version"),
         }
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > MAX_K:
+        raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
 
 
 def _batched(records: Iterable[IngestRecord], size: int) -> Iterator[list[IngestRecord]]:

@@ -76,7 +76,7 @@ def resolve_columns(header: list[str], overrides: Mapping[str, str] | None = Non
 
 def _parse_price(value: str, line: int) -> float | None:
     text = value.strip().replace(",", "")
-    text = re.sub(r"^[^\d\-.]+", "", text)  # currency symbols
+    text = re.sub(r"^(?:[$€£¥₹]|[A-Z]{3}\s)\s*|\s*(?:[$€£¥₹]|\s[A-Z]{3})$", "", text)  # currency
     if not text:
         return None
     try:

@@ -38,21 +38,40 @@ class ColourHistogramExtractor(Extractor):
         return masks
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
+        """HSV pixels in bin coordinates, (3, size, size) float32."""
         hsv = self.preprocess_cfg.resize(img.convert("RGB")).convert("HSV")
-        arr = np.asarray(hsv, dtype=np.int32)
+        arr = np.asarray(hsv, dtype=np.float32).transpose(2, 0, 1)
         hb, sb, vb = self.bins
-        h = arr[..., 0] * hb // 256
-        s = arr[..., 1] * sb // 256
-        v = arr[..., 2] * vb // 256
-        return (h * sb * vb + s * vb + v).astype(np.int32)
+        # bin centres at integer positions: value v in [0, 256) maps to v * bins / 256 - 0.5
+        scale = np.array([hb, sb, vb], dtype=np.float32)[:, None, None] / 256.0
+        return arr * scale - 0.5
 
     def embed_preprocessed(self, batch: np.ndarray) -> np.ndarray:
-        nbins = int(np.prod(self.bins))
+        """Soft-binned histograms: each pixel splits its weight between the two nearest bins on
+        each axis (hue wraps around), so near-identical colours land in overlapping bins."""
+        hb, sb, vb = self.bins
+        nbins = hb * sb * vb
         out = np.zeros((batch.shape[0], self.dim), dtype=np.float32)
-        for i, codes in enumerate(batch):
+        for i, coords in enumerate(batch):
+            axes = []
+            for axis, n, circular in ((0, hb, True), (1, sb, False), (2, vb, False)):
+                x = coords[axis]
+                lo = np.floor(x)
+                frac = x - lo
+                lo_i, hi_i = lo.astype(np.int64), lo.astype(np.int64) + 1
+                if circular:
+                    lo_i, hi_i = lo_i % n, hi_i % n
+                else:
+                    lo_i, hi_i = np.clip(lo_i, 0, n - 1), np.clip(hi_i, 0, n - 1)
+                axes.append(((lo_i, 1.0 - frac), (hi_i, frac)))
             parts = []
             for mask in self._masks:
-                hist = np.bincount(codes[mask], minlength=nbins).astype(np.float32)
+                hist = np.zeros(nbins, dtype=np.float64)
+                for h_idx, h_w in axes[0]:
+                    for s_idx, s_w in axes[1]:
+                        for v_idx, v_w in axes[2]:
+                            code = (h_idx * sb + s_idx) * vb + v_idx
+                            hist += np.bincount(code[mask], weights=(h_w * s_w * v_w)[mask], minlength=nbins)
                 parts.append(hist / max(1.0, float(mask.sum())))
             out[i] = np.sqrt(np.concatenate(parts))
         return l2_normalize(out)

@@ -1,0 +1,412 @@
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike import Catalog, Filters, Product, read_csv, read_folder
+from lookalike.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    InvalidQueryError,
+    ModelMismatchError,
+    ProductNotFoundError,
+    SourceError,
+)
+from lookalike.index import FaissIndex, FlatIndex
+
+from .conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR
+
+
+# --- round trip and search ------------------------------------------------------------------------
+def test_every_product_finds_itself_first(built_catalog, product_rows):
+    for row in product_rows:
+        hits = built_catalog.search(PRODUCTS_DIR / row["image"], k=3)
+        assert hits[0].id == row["id"]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_metadata_comes_back_with_hits(built_catalog):
+    hit = built_catalog.search(PRODUCTS_DIR / "images/20842.jpg", k=1)[0]
+    p = hit.product
+    assert (p.article_type, p.colour, p.gender, p.brand, p.price) == ("Casual Shoes", "Brown", "Men", "Red Tape", 45.0)
+    assert p.title and p.image.endswith("20842.jpg")
+
+
+def test_search_by_bytes_and_pil_agree_with_path(built_catalog):
+    from lookalike.imaging import load_image
+
+    path = PHOTOS / "tshirt.jpg"
+    by_path = [h.id for h in built_catalog.search(path, k=5)]
+    by_bytes = [h.id for h in built_catalog.search(path.read_bytes(), k=5)]
+    by_pil = [h.id for h in built_catalog.search(load_image(path), k=5)]
+    assert by_path == by_bytes == by_pil
+
+
+def test_a_phone_photo_of_a_tshirt_finds_tshirts(built_catalog):
+    hits = built_catalog.search(PHOTOS / "tshirt.jpg", k=3)
+    assert [h.product.article_type for h in hits].count("Tshirts") >= 2
+
+
+def test_more_like_this_excludes_the_product(built_catalog):
+    hits = built_catalog.search(product_id="13466", k=15)
+    assert len(hits) == 15 and "13466" not in [h.id for h in hits]
+
+
+def test_more_like_this_unknown_product(built_catalog):
+    with pytest.raises(ProductNotFoundError):
+        built_catalog.search(product_id="nope")
+
+
+@pytest.mark.parametrize(
+    ("filters", "check"),
+    [
+        (Filters(article_type="Tshirts"), lambda p: p.article_type == "Tshirts"),
+        (Filters(article_type="tshirts"), lambda p: p.article_type == "Tshirts"),  # case-insensitive
+        (Filters(gender="Women"), lambda p: p.gender == "Women"),
+        (Filters(colour="Black"), lambda p: p.colour == "Black"),
+        (Filters(brand="Nike"), lambda p: p.brand == "Nike"),
+        (Filters(category="Accessories"), lambda p: p.category == "Accessories"),
+        (Filters(min_price=40, max_price=100), lambda p: 40 <= p.price <= 100),
+        (Filters(article_type=("Jeans", "Watches")), lambda p: p.article_type in ("Jeans", "Watches")),
+        (Filters(gender="Men", colour="Black"), lambda p: p.gender == "Men" and p.colour == "Black"),
+    ],
+)
+def test_filters_restrict_results(built_catalog, product_rows, filters, check):
+    hits = built_catalog.search(PHOTOS / "tshirt.jpg", k=16, filters=filters)
+    assert hits and all(check(h.product) for h in hits)
+    expected = built_catalog.store.count(filters)
+    assert len(hits) == expected  # filtering happens inside the search: all matches come back
+
+
+def test_filter_matching_nothing_gives_no_hits(built_catalog):
+    assert built_catalog.search(PHOTOS / "tshirt.jpg", k=5, filters=Filters(brand="No Such Brand")) == []
+
+
+def test_bad_k_and_ambiguous_queries(built_catalog):
+    with pytest.raises(InvalidQueryError):
+        built_catalog.search(PHOTOS / "tshirt.jpg", k=0)
+    with pytest.raises(InvalidQueryError):
+        built_catalog.search(PHOTOS / "tshirt.jpg", product_id="13466")
+    with pytest.raises(InvalidQueryError):
+        built_catalog.search()
+
+
+def test_search_many_keeps_order_and_reports_bad_queries(built_catalog, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    queries = [str(PRODUCTS_DIR / "images/13466.jpg"), str(bad), str(PRODUCTS_DIR / "images/19265.jpg")]
+    results = built_catalog.search_many(queries, k=2)
+    assert results[0][0].id == "13466"
+    assert "bad.jpg" in str(results[1])
+    assert results[2][0].id == "19265"
+
+
+def test_faiss_and_flat_index_agree_with_filters():
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1000, 1300, dtype=np.int64)
+    flat, fa = FlatIndex(16), FaissIndex(16)
+    for idx in (flat, fa):
+        idx.add(ids, vecs)
+        idx.remove(ids[:10])
+    q = rng.normal(size=(5, 16)).astype(np.float32)
+    allowed = ids[::3]
+    for allowed_ids in (None, allowed):
+        s1, i1 = flat.search(q, 7, allowed_ids)
+        s2, i2 = fa.search(q, 7, allowed_ids)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_allclose(s1, s2, atol=1e-5)
+    assert len(flat) == len(fa) == 290
+
+
+# --- upsert and delete ----------------------------------------------------------------------------
+def test_metadata_only_update_does_not_re_embed(new_catalog, products_copy):
+    new_catalog.ingest(read_csv(products_copy))
+    rows = list(csv.DictReader(products_copy.open()))
+    rows[0]["price"] = "1.00"
+    rows[0]["title"] = "Renamed"
+    with products_copy.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    report = new_catalog.ingest(read_csv(products_copy))
+    assert (report.updated, report.unchanged, report.embedded) == (1, 15, 0)
+    p = new_catalog.get(rows[0]["id"])
+    assert p.price == 1.0 and p.title == "Renamed"
+
+
+def test_changed_picture_is_re_embedded(new_catalog, products_copy):
+    new_catalog.ingest(read_csv(products_copy))
+    folder = products_copy.parent / "images"
+    shutil.copyfile(folder / "19265.jpg", folder / "13466.jpg")  # t-shirt now shows a watch
+    report = new_catalog.ingest(read_csv(products_copy))
+    assert (report.updated, report.embedded) == (1, 1)
+    hits = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2)
+    assert {h.id for h in hits} == {"19265", "13466"}
+    assert new_catalog.verify()["ok"]
+
+
+def test_upsert_one_product_and_update_it(new_catalog):
+    img = (PRODUCTS_DIR / "images/17831.jpg").read_bytes()
+    assert new_catalog.upsert(Product(id="sku-1", title="Shoe", price=10.0), img) == "added"
+    assert new_catalog.search(img, k=1)[0].id == "sku-1"
+    assert new_catalog.upsert(Product(id="sku-1", title="Shoe v2", price=12.0)) == "updated"
+    assert new_catalog.get("sku-1").title == "Shoe v2"
+    with pytest.raises(ProductNotFoundError):
+        new_catalog.upsert(Product(id="sku-2", title="no picture"))
+
+
+def test_delete_removes_from_search_store_and_disk(new_catalog, products_copy):
+    new_catalog.ingest(read_csv(products_copy))
+    image_file = new_catalog.image_path("13466")
+    assert new_catalog.delete(["13466", "does-not-exist"]) == 1
+    assert len(new_catalog) == 15
+    assert "13466" not in [h.id for h in new_catalog.search(PRODUCTS_DIR / "images/13466.jpg", k=16)]
+    with pytest.raises(ProductNotFoundError):
+        new_catalog.get("13466")
+    assert not image_file.exists()
+    assert new_catalog.verify() == {
+        "products": 15, "vectors": 15, "missing_from_index": 0, "orphans_in_index": 0, "ok": True,
+    }  # fmt: skip
+
+
+def test_deleted_product_can_come_back(new_catalog, products_copy):
+    new_catalog.ingest(read_csv(products_copy))
+    new_catalog.delete(["13466"])
+    report = new_catalog.ingest(read_csv(products_copy))
+    assert (report.added, report.unchanged) == (1, 15)
+    assert new_catalog.search(PRODUCTS_DIR / "images/13466.jpg", k=1)[0].id == "13466"
+
+
+def test_image_path_stays_inside_the_catalogue(built_catalog):
+    p = built_catalog.image_path("13466")
+    assert built_catalog.path.resolve() in p.parents and p.is_file()
+    with pytest.raises(ProductNotFoundError):
+        built_catalog.image_path("../../etc/passwd")
+
+
+# --- bad input in a batch -------------------------------------------------------------------------
+def test_broken_images_are_skipped_and_reported(new_catalog, products_copy):
+    folder = products_copy.parent / "images"
+    (folder / "10773.jpg").write_bytes(b"")  # zero bytes
+    data = (folder / "10729.jpg").read_bytes()
+    (folder / "10729.jpg").write_bytes(data[: len(data) // 3])  # truncated
+    (folder / "20479.jpg").unlink()  # missing
+    report = new_catalog.ingest(read_csv(products_copy), batch_size=4)
+    failed = {pid: msg for pid, _, msg in report.failed}
+    assert set(failed) == {"10773", "10729", "20479"}
+    assert "empty" in failed["10773"] and "no such file" in failed["20479"]
+    assert report.added == 13 and len(new_catalog) == 13
+    assert new_catalog.verify()["ok"]
+    assert {e["id"] for e in new_catalog.store.errors()} == set(failed)
+    # fixing a picture and re-running picks it up and clears its error
+    shutil.copyfile(PRODUCTS_DIR / "images/20479.jpg", folder / "20479.jpg")
+    report = new_catalog.ingest(read_csv(products_copy))
+    assert report.added == 1 and len(new_catalog) == 14
+    assert {e["id"] for e in new_catalog.store.errors()} == {"10773", "10729"}
+
+
+# --- resume and crashes ---------------------------------------------------------------------------
+def test_interrupted_ingest_resumes(new_catalog):
+    records = list(read_csv(PRODUCTS_CSV))
+
+    def stop_after_first_batch(progress):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        new_catalog.ingest(records, batch_size=5, progress=stop_after_first_batch)
+    assert len(new_catalog) == 5 and new_catalog.verify()["ok"]
+    report = new_catalog.ingest(records, batch_size=5)
+    assert (report.added, report.unchanged) == (11, 5)
+    assert len(new_catalog) == 16
+
+
+CRASH_SCRIPT = """
+import sys, lookalike
+from lookalike import Catalog, read_csv
+cat = Catalog.create(sys.argv[1], exist_ok=True)
+def show(p):
+    print("COMMITTED", " ".join(p.committed_ids), flush=True)
+cat.ingest(read_csv(sys.argv[2]), batch_size=3, progress=show)
+print("DONE", flush=True)
+"""
+
+
+def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path):
+    catalog = tmp_path / "cat"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH_SCRIPT, str(catalog), str(PRODUCTS_CSV)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOOKALIKE_THREADS": "1"},
+    )
+    committed: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("COMMITTED"):
+            committed += line.split()[1:]
+            if len(committed) >= 6:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(committed) >= 6
+    with Catalog.open(catalog) as cat:
+        check = cat.verify()
+        assert check["ok"] and check["products"] >= len(committed)
+        for pid in committed:
+            assert cat.search(product_id=pid, k=1) is not None
+            assert cat.get(pid).id == pid
+        report = cat.ingest(read_csv(PRODUCTS_CSV))
+        assert len(cat) == 16 and report.added == 16 - check["products"]
+
+
+def test_missing_or_corrupt_index_is_rebuilt_from_the_store(tmp_path, lite0):
+    path = tmp_path / "cat"
+    with Catalog.create(path, extractor=lite0) as cat:
+        cat.ingest(read_csv(PRODUCTS_CSV))
+    index_files = list(path.glob("index.*.faiss"))
+    assert len(index_files) == 1
+    index_files[0].write_bytes(b"corrupt")
+    with Catalog.open(path, extractor=lite0) as cat:
+        assert cat.verify()["ok"] and len(cat.index) == 16
+        assert cat.search(PRODUCTS_DIR / "images/13466.jpg", k=1)[0].id == "13466"
+    for f in path.glob("index.*.faiss"):
+        f.unlink()
+    with Catalog.open(path, extractor=lite0) as cat:
+        assert len(cat.index) == 16
+
+
+def test_a_second_reader_sees_writes_without_reopening(tmp_path, lite0):
+    path = tmp_path / "cat"
+    writer = Catalog.create(path, extractor=lite0)
+    reader = Catalog.open(path, extractor=lite0)
+    try:
+        writer.ingest(read_csv(PRODUCTS_CSV))
+        assert reader.search(PRODUCTS_DIR / "images/13466.jpg", k=1)[0].id == "13466"
+        writer.delete(["13466"])
+        assert reader.search(PRODUCTS_DIR / "images/13466.jpg", k=1)[0].id != "13466"
+    finally:
+        writer.close()
+        reader.close()
+
+
+# --- opening and creating ------------------------------------------------------------------------
+def test_open_missing_catalogue(tmp_path):
+    with pytest.raises(CatalogNotFoundError):
+        Catalog.open(tmp_path / "nothing")
+
+
+def test_open_with_another_extractor_is_refused(built_catalog):
+    with pytest.raises(ModelMismatchError, match="efficientnet-lite0"):
+        Catalog.open(built_catalog.path, extractor="colour-histogram")
+
+
+def test_create_refuses_a_non_empty_foreign_directory(tmp_path):
+    (tmp_path / "stuff.txt").write_text("x")
+    with pytest.raises(CatalogError, match="non-empty"):
+        Catalog.create(tmp_path, extractor="colour-histogram")
+
+
+def test_colour_histogram_catalogue_ranks_by_colour(tmp_path):
+    with Catalog.create(tmp_path / "hist", extractor="colour-histogram") as cat:
+        cat.ingest(read_csv(PRODUCTS_CSV))
+        assert cat.dim == 360
+        assert cat.search(PRODUCTS_DIR / "images/10773.jpg", k=1)[0].id == "10773"
+    with Catalog.open(tmp_path / "hist") as cat:  # extractor comes from the manifest
+        assert cat.extractor.name == "colour-histogram"
+
+
+def test_info_reports_size_and_counts(built_catalog):
+    info = built_catalog.info()
+    assert info["products"] == 16 and info["extractor"] == "efficientnet-lite0" and info["bytes_on_disk"] > 0
+
+
+# --- sources --------------------------------------------------------------------------------------
+def test_folder_ingest_uses_paths_as_ids_and_subfolders_as_categories(tmp_path, lite0):
+    src = tmp_path / "pics"
+    (src / "shoes").mkdir(parents=True)
+    shutil.copy(PRODUCTS_DIR / "images/17831.jpg", src / "shoes" / "a.jpg")
+    shutil.copy(PRODUCTS_DIR / "images/13466.jpg", src / "b.jpg")
+    (src / "readme.txt").write_text("not an image")
+    records = list(read_folder(src))
+    assert [r.product.id for r in records] == ["b", "shoes/a"]
+    assert records[1].product.category == "shoes"
+    with Catalog.create(tmp_path / "cat", extractor=lite0) as cat:
+        assert cat.ingest(records).added == 2
+        assert cat.search(src / "shoes" / "a.jpg", k=1)[0].id == "shoes/a"
+
+
+def test_kaggle_labels_columns_are_mapped(tmp_path):
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text(
+        "image,id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"
+        "images/1.jpg,1,Men,Apparel,Topwear,Tshirts,Black,Fall,2011.0,Sports,Nike Men Black Tshirt\n"
+    )
+    rec = next(read_csv(csv_path))
+    p = rec.product
+    assert (p.id, p.article_type, p.colour, p.category, p.subcategory, p.gender, p.title) == (
+        "1", "Tshirts", "Black", "Apparel", "Topwear", "Men", "Nike Men Black Tshirt",
+    )  # fmt: skip
+    assert p.extra == {"season": "Fall", "year": "2011.0", "usage": "Sports"}
+    assert rec.source == str(tmp_path / "images/1.jpg")
+
+
+def test_csv_without_image_column_finds_images_by_id(tmp_path):
+    (tmp_path / "images").mkdir()
+    shutil.copy(PRODUCTS_DIR / "images/13466.jpg", tmp_path / "images" / "13466.jpg")
+    (tmp_path / "styles.csv").write_text("id,articleType\n13466,Tshirts\n99,Jeans\n")
+    recs = list(read_csv(tmp_path / "styles.csv"))
+    assert recs[0].source == str(tmp_path / "images/13466.jpg") and recs[1].source is None
+
+
+def test_csv_column_mapping_overrides_and_urls(tmp_path):
+    (tmp_path / "p.csv").write_text("sku,name,cost,pic\nA1,Red dress,$1,299.00,https://example.com/a.jpg\n".replace("$1,299.00", '"$1,299.00"'))
+    rec = next(read_csv(tmp_path / "p.csv", {"id": "sku", "image": "pic", "price": "cost"}))
+    assert (rec.product.id, rec.product.title, rec.product.price) == ("A1", "Red dress", 1299.0)
+    assert rec.source == "https://example.com/a.jpg"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name,image\nx,a.jpg\n", "no id column"),
+        ("id,image\n1,a.jpg\n1,b.jpg\n", "duplicate product id"),
+        ("id,price\n1,cheap\n", "not a number"),
+        ("", "no header"),
+    ],
+)
+def test_bad_csvs_are_clear_errors(tmp_path, content, message):
+    (tmp_path / "bad.csv").write_text(content)
+    with pytest.raises(SourceError, match=message):
+        list(read_csv(tmp_path / "bad.csv"))
+
+
+def test_url_image_on_a_private_host_is_refused_at_ingest(new_catalog, tmp_path):
+    (tmp_path / "u.csv").write_text("id,image\nu1,http://127.0.0.1:9/x.jpg\nu2,file:///etc/passwd\n")
+    report = new_catalog.ingest(read_csv(tmp_path / "u.csv"))
+    reasons = {pid: msg for pid, _, msg in report.failed}
+    assert "not allowed" in reasons["u1"]
+    assert len(new_catalog) == 0 and "u2" in reasons
+
+
+def test_unreadable_source_folder(tmp_path):
+    with pytest.raises(SourceError):
+        list(read_folder(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no image files"):
+        list(read_folder(tmp_path / "empty"))
+
+

