@@ -26,7 +26,7 @@ def test_builtin_extractors_are_registered():
 
 
 def test_unknown_extractor_is_a_clear_error():
-    with pytest.raises(ExtractorNotFoundError, match="no extractor named 'efficientnet-lite9'.*did you mean"):
+    with pytest.raises(ExtractorNotFoundError, match=r"no extractor named 'efficientnet-lite9'.*did you mean"):
         create_extractor("efficientnet-lite9")
 
 

@@ -1,9 +1,11 @@
-"""A catalogue is a directory: ``manifest.json``, ``products.db`` (SQLite), ``index.<seq>.faiss`` and
-``images/`` (a copy of every product picture, content-addressed).
+"""A catalogue: products, their embeddings and pictures, searchable by image, URL or product.
 
-:class:`Catalog` keeps the index and the store in step. SQLite is the truth; the FAISS index is
-rebuilt from it (incrementally, from the last checkpoint) when it lags behind, so a crash at any point
-leaves the last committed state searchable.
+By default a catalogue is a directory: ``manifest.json``, ``products.db`` (SQLite), ``index.<seq>.faiss``
+and ``images/`` (a copy of every product picture, content-addressed); see
+:mod:`lookalike.backends.embedded` for how the index and the store stay in step. With
+``backend="milvus"`` the products and vectors live in a Milvus collection instead
+(:mod:`lookalike.backends.milvus`). :class:`Catalog` owns what both share: the extractor, the ingest
+pipeline, the pictures and the search API.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import tempfile
 import threading
 import time
@@ -27,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike import __version__
+from lookalike.backends.base import CatalogBackend, UpsertItem
+from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -45,18 +48,14 @@ from lookalike.imaging import (
     open_image_bytes,
     read_image_bytes,
 )
-from lookalike.index import FaissIndex
-from lookalike.product import Filters, Hit, Product
+from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
-from lookalike.store import ProductStore
-from lookalike.store.sqlite import UpsertItem
 
-__all__ = ["Catalog", "IngestReport", "IngestProgress"]
+__all__ = ["Catalog", "IngestProgress", "IngestReport"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-STORE = "products.db"
-INDEX_RE = re.compile(r"^index\.(\d+)\.faiss$")
+BACKENDS = ("embedded", "milvus")
 MAX_K = 1000
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
 
@@ -126,15 +125,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class Catalog:
     """A searchable product catalogue in one directory."""
 
@@ -142,10 +132,14 @@ class Catalog:
         self,
         path: Path,
         manifest: dict[str, Any],
+        backend: CatalogBackend | None = None,
         extractor: Extractor | None = None,
         decode_limits: DecodeLimits | None = None,
         fetch_settings: FetchSettings | None = None,
+        images_dir: Path | None = None,
     ) -> None:
+        """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
+        collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``)."""
         self.path = path
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
@@ -153,12 +147,18 @@ class Catalog:
         self.fetch_settings = fetch_settings or FetchSettings()
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
-        self._lock = threading.RLock()
-        self.store = ProductStore(path / STORE, self.dim, create=True)
-        self.index = FaissIndex(self.dim)
-        self._index_seq = 0
-        self._checkpoint_seq = 0
-        self._load_index()
+        self.backend: CatalogBackend = backend if backend is not None else EmbeddedBackend(path, self.dim)
+        self.images_dir = images_dir if images_dir is not None else path / "images"
+
+    @property
+    def store(self) -> CatalogBackend:
+        """The backend (kept under this name for the product-store reads: count, get, facets...)."""
+        return self.backend
+
+    @property
+    def index(self) -> Any:
+        """The embedded backend's FAISS index."""
+        return getattr(self.backend, "index", None)
 
     # --- opening -------------------------------------------------------------------------------
     @classmethod
@@ -167,9 +167,22 @@ class Catalog:
         path: str | os.PathLike[str],
         extractor: str | Extractor = DEFAULT_EXTRACTOR,
         exist_ok: bool = False,
+        backend: str = "embedded",
+        uri: str | None = None,
+        token: str | None = None,
         **kwargs: Any,
     ) -> Catalog:
-        """Create a catalogue at ``path`` for ``extractor`` (or open it when it exists and ``exist_ok``)."""
+        """Create a catalogue at ``path`` for ``extractor`` (or open it when it exists and ``exist_ok``).
+
+        With ``backend="milvus"``, ``path`` names the collection and ``uri`` the Milvus server
+        (``http://host:19530``) or a local Milvus Lite file (``./catalog.db``).
+        """
+        if backend == "milvus":
+            from lookalike.backends.milvus import create_milvus_catalog
+
+            return create_milvus_catalog(cls, str(path), extractor, exist_ok, uri, token, **kwargs)
+        if backend != "embedded":
+            raise CatalogError(f"unknown backend {backend!r} (use one of {', '.join(BACKENDS)})")
         root = Path(path)
         if (root / MANIFEST).exists():
             if not exist_ok:
@@ -182,15 +195,9 @@ class Catalog:
         ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor)
         root.mkdir(parents=True, exist_ok=True)
         (root / "images").mkdir(exist_ok=True)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "lookalike_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "extractor": ext.describe(),
-            "index": {"type": "faiss-flat-ip", "metric": "cosine"},
-        }
+        manifest = new_manifest(ext, {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine"})
         _atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-        _fsync_dir(root)
+        fsync_dir(root)
         return cls(root, manifest, extractor=ext, **kwargs)
 
     @classmethod
@@ -198,9 +205,18 @@ class Catalog:
         cls,
         path: str | os.PathLike[str],
         extractor: str | Extractor | None = None,
+        backend: str = "embedded",
+        uri: str | None = None,
+        token: str | None = None,
         **kwargs: Any,
     ) -> Catalog:
         """Open an existing catalogue. Passing ``extractor`` checks it is the one the catalogue uses."""
+        if backend == "milvus":
+            from lookalike.backends.milvus import open_milvus_catalog
+
+            return open_milvus_catalog(cls, str(path), extractor, uri, token, **kwargs)
+        if backend != "embedded":
+            raise CatalogError(f"unknown backend {backend!r} (use one of {', '.join(BACKENDS)})")
         root = Path(path)
         manifest_path = root / MANIFEST
         if not manifest_path.is_file():
@@ -211,17 +227,9 @@ class Catalog:
             int(manifest["extractor"]["dim"])
         except (ValueError, KeyError, TypeError) as exc:
             raise CatalogError(f"{manifest_path} is damaged: {exc}") from exc
-        if manifest.get("format", 0) > FORMAT_VERSION:
-            raise CatalogError(f"{root} was written by a newer lookalike (format {manifest['format']})")
-        ext_obj: Extractor | None = None
-        if extractor is not None:
-            asked = extractor.name if isinstance(extractor, Extractor) else extractor
-            if asked != name:
-                raise ModelMismatchError(
-                    f"catalogue {root} was built with extractor {name!r}, not {asked!r}; "
-                    "use a new catalogue directory for another extractor"
-                )
-            ext_obj = extractor if isinstance(extractor, Extractor) else None
+        check_manifest(manifest, str(root))
+        ext_obj = check_extractor(manifest, extractor, str(root))
+        del name
         return cls(root, manifest, extractor=ext_obj, **kwargs)
 
     @property
@@ -252,73 +260,23 @@ class Catalog:
         self.close()
 
     def close(self) -> None:
-        """Checkpoint the index if it moved, and close the store."""
-        with self._lock:
-            with contextlib.suppress(LookalikeError, OSError):
-                if self._index_seq != self._checkpoint_seq:
-                    self.checkpoint()
-            self.store.close()
+        """Checkpoint the index if it moved, and close the backend."""
+        self.backend.close()
 
-    # --- index sync ----------------------------------------------------------------------------
-    def _index_files(self) -> list[tuple[int, Path]]:
-        found = []
-        for p in self.path.iterdir():
-            m = INDEX_RE.match(p.name)
-            if m:
-                found.append((int(m.group(1)), p))
-        return sorted(found, reverse=True)
-
-    def _load_index(self) -> None:
-        store_seq = self.store.seq()
-        for seq, path in self._index_files():
-            if seq > store_seq:
-                continue  # written for a state the store does not hold (cannot happen; be safe)
-            try:
-                self.index = FaissIndex.load(path, self.dim)
-                self._index_seq = self._checkpoint_seq = seq
-                break
-            except CatalogError:
-                continue
-        self.sync()
-
-    def sync(self) -> int:
-        """Bring the in-memory index up to the store's state; returns how many vectors changed."""
-        with self._lock:
-            if self.store.seq() == self._index_seq:
-                return 0
-            changes = self.store.changes_since(self._index_seq)
-            self.index.remove(changes.removed)
-            self.index.add(changes.upsert_ids, changes.upsert_vectors)
-            self._index_seq = changes.seq
-            return int(changes.removed.size + changes.upsert_ids.size)
+    # --- consistency ------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """See other processes' writes now (searches do this by themselves)."""
+        sync = getattr(self.backend, "sync", None)
+        if sync is not None:
+            sync()
 
     def checkpoint(self) -> None:
-        """Write the index to disk atomically (``index.<seq>.faiss``) and drop older checkpoints."""
-        with self._lock:
-            self.sync()
-            seq = self._index_seq
-            target = self.path / f"index.{seq}.faiss"
-            self.index.save(target)
-            _fsync_dir(self.path)
-            self._checkpoint_seq = seq
-            for old_seq, old in self._index_files():
-                if old_seq != seq:
-                    with contextlib.suppress(OSError):
-                        old.unlink()
+        """Persist the index (embedded backend); a no-op where the backend persists by itself."""
+        self.backend.checkpoint()
 
     def verify(self) -> dict[str, Any]:
-        """Check that index and store hold the same products; returns counts and any difference."""
-        with self._lock:
-            self.sync()
-            index_ids = set(self.index.ids().tolist())
-            store_ids = {int(r[0]) for r in self.store._conn().execute("SELECT rowid FROM products")}
-        return {
-            "products": len(store_ids),
-            "vectors": len(index_ids),
-            "missing_from_index": len(store_ids - index_ids),
-            "orphans_in_index": len(index_ids - store_ids),
-            "ok": store_ids == index_ids,
-        }
+        """Check that the index and the product store hold the same products."""
+        return self.backend.verify()
 
     # --- images --------------------------------------------------------------------------------
     def _save_image(self, prep: _Prepared) -> str:
@@ -337,22 +295,22 @@ class Catalog:
             buf = io.BytesIO()
             thumb.save(buf, format="JPEG", quality=88)
             data, ext = buf.getvalue(), "jpg"
-        rel = f"images/{prep.sha[:2]}/{prep.sha}.{ext}"
-        target = self.path / rel
+        rel = f"{prep.sha[:2]}/{prep.sha}.{ext}"
+        target = self.images_dir / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(target, data)
         return rel
 
     def image_path(self, product_id: str) -> Path:
-        """The stored picture of a product (always inside the catalogue directory)."""
+        """The stored picture of a product (always inside the catalogue's picture folder)."""
         rel = self.store.image_file_of(product_id)
         if rel is None:
             if self.store.get(product_id) is None:
                 raise ProductNotFoundError(f"no product with id {product_id!r}")
             raise CatalogError(f"product {product_id!r} has no stored image")
-        root = self.path.resolve()
-        target = (self.path / rel).resolve()
+        root = self.images_dir.resolve()
+        target = (self.images_dir / rel).resolve()
         if root not in target.parents or not target.is_file():
             raise CatalogError(f"stored image for {product_id!r} is missing")
         return target
@@ -423,7 +381,7 @@ class Catalog:
                         f.cancel()
                 report.seconds = time.perf_counter() - start
                 with contextlib.suppress(LookalikeError, OSError):
-                    self.checkpoint()
+                    self.backend.checkpoint()
         return report
 
     def _submit(
@@ -466,8 +424,7 @@ class Catalog:
                 continue
             items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
             counts["updated" if pid in existing else "added"] += 1
-        self.store.upsert(items, errors)
-        self.sync()
+        self.backend.upsert(items, errors)
         report.added += counts["added"]
         report.updated += counts["updated"]
         report.unchanged += counts["unchanged"]
@@ -480,8 +437,7 @@ class Catalog:
         if image is None:
             if self.store.get(product.id) is None:
                 raise ProductNotFoundError(f"no product with id {product.id!r}; a new product needs an image")
-            self.store.upsert([UpsertItem(product, None)])
-            self.sync()
+            self.backend.upsert([UpsertItem(product, None)])
             return "updated"
         data = self._image_bytes(image)
         sha = hashlib.sha256(data).hexdigest()
@@ -491,19 +447,17 @@ class Catalog:
         vec = self.extractor.embed([img])[0]
         rel = self._save_image(prep)
         existed = self.store.get(product.id) is not None
-        self.store.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
-        self.sync()
+        self.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
         return "updated" if existed else "added"
 
     def delete(self, product_ids: Sequence[str]) -> int:
         """Delete products by id; returns how many existed. Their pictures go when no product uses them."""
-        rowids, files = self.store.delete(list(product_ids))
-        self.sync()
+        n, files = self.backend.delete(list(product_ids))
         for rel in set(files):
-            if not self.store.image_file_in_use(rel):
+            if not self.backend.image_file_in_use(rel):
                 with contextlib.suppress(OSError):
-                    (self.path / rel).unlink()
-        return len(rowids)
+                    (self.images_dir / rel).unlink()
+        return n
 
     # --- search --------------------------------------------------------------------------------
     def _image_bytes(self, image: ImageInput) -> bytes:
@@ -573,22 +527,11 @@ class Catalog:
         if not np.all(np.isfinite(q)):
             raise InvalidQueryError("query vector has NaN or infinite values")
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        allowed = self.store.filter_rowids(filters)
-        with self._lock:
-            self.sync()
-            scores, ids = self.index.search(q, k + extra, allowed_ids=allowed)
-        products = self.store.products_by_rowid({int(i) for i in ids.ravel() if i >= 0})
+        found = self.backend.search(q, k + extra, filters)
         out: list[list[Hit]] = []
-        for qi in range(q.shape[0]):
+        for qi, row in enumerate(found):
             skip = exclude[qi] if exclude else set()
-            hits: list[Hit] = []
-            for score, rid in zip(scores[qi], ids[qi], strict=True):
-                prod = products.get(int(rid))
-                if rid < 0 or prod is None or prod.id in skip:
-                    continue
-                hits.append(Hit(prod.id, float(score), prod))
-                if len(hits) == k:
-                    break
+            hits = [Hit(p.id, score, p) for p, score in row if p.id not in skip][:k]
             out.append(hits)
         return out
 
@@ -637,20 +580,59 @@ class Catalog:
     def products(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
         return self.store.list(filters, offset=offset, limit=limit)
 
+    def count(self, filters: Filters | None = None) -> int:
+        return self.backend.count(filters)
+
+    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[Any, Any]]]:
+        """Distinct values and counts of the filter fields (and the price range)."""
+        return self.backend.facets(fields)
+
     def info(self) -> dict[str, Any]:
-        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        folders = {self.images_dir}
+        if isinstance(self.backend, EmbeddedBackend):
+            folders = {self.path}
+        size = sum(p.stat().st_size for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
         return {
             "path": str(self.path),
             "products": len(self),
             "extractor": self.manifest["extractor"]["name"],
             "dim": self.dim,
-            "index": self.manifest.get("index", {}).get("type"),
-            "seq": self.store.seq(),
-            "ingest_errors": len(self.store.errors()),
+            **self.backend.describe(),
+            "ingest_errors": len(self.backend.errors()),
             "bytes_on_disk": size,
             "created": self.manifest.get("created"),
             "lookalike_version": self.manifest.get("lookalike_version"),
         }
+
+
+def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a new catalogue: format, versions, the extractor and the index."""
+    return {
+        "format": FORMAT_VERSION,
+        "lookalike_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extractor": ext.describe(),
+        "index": index,
+    }
+
+
+def check_manifest(manifest: dict[str, Any], where: str) -> None:
+    if manifest.get("format", 0) > FORMAT_VERSION:
+        raise CatalogError(f"{where} was written by a newer lookalike (format {manifest['format']})")
+
+
+def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None, where: str) -> Extractor | None:
+    """Refuse an extractor other than the catalogue's; return it when it is a ready object."""
+    if extractor is None:
+        return None
+    name = manifest["extractor"]["name"]
+    asked = extractor.name if isinstance(extractor, Extractor) else extractor
+    if asked != name:
+        raise ModelMismatchError(
+            f"catalogue {where} was built with extractor {name!r}, not {asked!r}; "
+            "use a new catalogue for another extractor"
+        )
+    return extractor if isinstance(extractor, Extractor) else None
 
 
 def _check_k(k: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -130,6 +130,3 @@ class Extractor(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
-
-def stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(arrays) if arrays else np.zeros((0,), dtype=np.float32)

@@ -1,5 +1,5 @@
 """Product metadata and vectors in SQLite."""
 
-from lookalike.store.sqlite import Changes, ProductStore, StoredState
+from lookalike.store.sqlite import Changes, ProductStore
 
-__all__ = ["Changes", "ProductStore", "StoredState"]
+__all__ = ["Changes", "ProductStore"]

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.backends.base import StoredState, UpsertItem
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
 
-__all__ = ["Changes", "ProductStore", "StoredState"]
+__all__ = ["Changes", "ProductStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,17 +53,6 @@ PRODUCT_COLUMNS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StoredState:
-    """What the store remembers about a product, to decide whether re-ingest can skip it."""
-
-    rowid: int
-    image: str | None
-    image_sha: str | None
-    meta_hash: str | None
-    image_file: str | None
-
-
 @dataclass
 class Changes:
     """Index changes since a sequence number."""
@@ -71,14 +61,6 @@ class Changes:
     removed: np.ndarray
     upsert_ids: np.ndarray
     upsert_vectors: np.ndarray
-
-
-@dataclass
-class UpsertItem:
-    product: Product
-    vector: np.ndarray | None  # None: metadata-only update of an existing product
-    image_sha: str | None = None
-    image_file: str | None = None
 
 
 class ProductStore:
@@ -148,9 +130,7 @@ class ProductStore:
                 f"SELECT rowid, id, image, image_sha, meta_hash, image_file FROM products WHERE id IN ({marks})",
                 chunk,
             ):
-                out[row["id"]] = StoredState(
-                    row["rowid"], row["image"], row["image_sha"], row["meta_hash"], row["image_file"]
-                )
+                out[row["id"]] = StoredState(row["image"], row["image_sha"], row["meta_hash"], row["image_file"])
         return out
 
     def products_by_rowid(self, rowids: Iterable[int]) -> dict[int, Product]:
@@ -168,6 +148,18 @@ class ProductStore:
             "SELECT v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id = ?", (product_id,)
         ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def vectors_of(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        conn = self._conn()
+        for chunk in _chunks(list(product_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT p.id, v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = np.frombuffer(row[1], dtype=np.float32).copy()
+        return out
 
     def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
         where, params = self._where(filters)
@@ -289,7 +281,7 @@ class ProductStore:
             conn.execute("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", (rowid, vec.tobytes()))
         conn.execute("DELETE FROM ingest_errors WHERE id = ?", (p.id,))
 
-    def delete(self, product_ids: Sequence[str]) -> tuple[list[int], list[str]]:
+    def delete_rows(self, product_ids: Sequence[str]) -> tuple[list[int], list[str]]:
         """Delete products; returns (their row ids, their image files) for the index and file cleanup."""
         with self._write_lock:
             conn, seq = self._begin()
