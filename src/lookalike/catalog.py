@@ -39,7 +39,7 @@ from lookalike.errors import (
     ModelMismatchError,
     ProductNotFoundError,
 )
-from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
+from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor, extractor_spec
 from lookalike.imaging import (
     DecodeLimits,
     FetchSettings,
@@ -627,6 +627,9 @@ def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None,
         return None
     name = manifest["extractor"]["name"]
     asked = extractor.name if isinstance(extractor, Extractor) else extractor
+    if asked != name and not isinstance(extractor, Extractor):
+        with contextlib.suppress(LookalikeError):
+            asked = extractor_spec(asked).name  # e.g. "clip:./dir" -> "clip:/abs/dir"
     if asked != name:
         raise ModelMismatchError(
             f"catalogue {where} was built with extractor {name!r}, not {asked!r}; "

@@ -1,13 +1,16 @@
 """Extractors by name: ``@register_extractor``, ``create_extractor(name)``, ``list_extractors(pattern)``.
 
 Modelled on timm's registry: a factory per name, plus what the name needs (dimension, description,
-whether its weights are present). User ONNX models join the registry with :func:`register_onnx_model`
-(for this process) or by a spec file ``NAME.json`` in :func:`lookalike.config.user_model_dir`
-(persisted; written by ``lookalike models add``).
+whether its weights are present). Families of checkpoints are named ``PREFIX:REFERENCE`` (e.g.
+``clip:/models/clip``): a module registers the prefix with :func:`register_extractor_prefix` and
+resolves the reference to a spec whose ``name`` is canonical. User ONNX models join the registry with
+:func:`register_onnx_model` (for this process) or by a spec file ``NAME.json`` in
+:func:`lookalike.config.user_model_dir` (persisted; written by ``lookalike models add``).
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import os
@@ -24,9 +27,11 @@ from lookalike.extractors.base import Extractor, PreprocessCfg
 __all__ = [
     "ExtractorSpec",
     "create_extractor",
+    "extractor_prefixes",
     "extractor_spec",
     "list_extractors",
     "register_extractor",
+    "register_extractor_prefix",
     "register_onnx_model",
     "remove_onnx_model",
 ]
@@ -56,6 +61,8 @@ class ExtractorSpec:
 
 
 _REGISTRY: dict[str, ExtractorSpec] = {}
+# prefix -> (resolver of the reference after "PREFIX:", description)
+_PREFIXES: dict[str, tuple[Callable[[str], ExtractorSpec], str]] = {}
 
 
 def register_extractor(
@@ -79,6 +86,21 @@ def register_extractor(
         return factory
 
     return deco
+
+
+def register_extractor_prefix(
+    prefix: str, resolver: Callable[[str], ExtractorSpec], description: str = ""
+) -> None:
+    """Route names ``PREFIX:REFERENCE`` to ``resolver(REFERENCE)``, which returns the spec (or raises)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", prefix):
+        raise ValueError(f"invalid extractor prefix {prefix!r}")
+    _PREFIXES[prefix] = (resolver, description)
+
+
+def extractor_prefixes() -> dict[str, str]:
+    """Registered name prefixes (``clip`` for ``clip:<...>``) and their descriptions."""
+    _load_builtins()
+    return {p: desc for p, (_, desc) in sorted(_PREFIXES.items())}
 
 
 def _first_line(text: str | None) -> str:
@@ -135,7 +157,7 @@ def _all_specs() -> dict[str, ExtractorSpec]:
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register_extractor decorators (cheap: no model is loaded).
-    from lookalike.extractors import builtin  # noqa: F401
+    from lookalike.extractors import builtin, hub  # noqa: F401
 
 
 def list_extractors(pattern: str = "*", available_only: bool = False) -> list[str]:
@@ -149,10 +171,13 @@ def list_extractors(pattern: str = "*", available_only: bool = False) -> list[st
 
 
 def extractor_spec(name: str) -> ExtractorSpec:
-    """The registry entry for ``name`` (or for an ``.onnx`` path)."""
+    """The registry entry for ``name``, a ``PREFIX:REFERENCE`` name, or an ``.onnx`` path."""
     specs = _all_specs()
     if name in specs:
         return specs[name]
+    prefix, sep, reference = name.partition(":")
+    if sep and prefix in _PREFIXES:
+        return _PREFIXES[prefix][0](reference)
     path = Path(name)
     if name.endswith(".onnx"):
         if not path.is_file():
@@ -165,15 +190,16 @@ def extractor_spec(name: str) -> ExtractorSpec:
             except ValueError as exc:
                 raise ModelLoadError(f"{sidecar}: not valid JSON ({exc})") from exc
         return _onnx_spec(str(path.resolve()), path.resolve(), PreprocessCfg.from_dict(cfg_data), "ONNX file", None)
-    close = fnmatch.filter(specs, f"*{name}*")
-    hint = f"; did you mean {', '.join(sorted(close)[:3])}?" if close else ""
+    close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    forms = "".join(f", {p}:<...>" for p in sorted(_PREFIXES))
     raise ExtractorNotFoundError(
-        f"no extractor named {name!r}{hint} (known: {', '.join(sorted(specs))})"
+        f"no extractor named {name!r}{hint} (known: {', '.join(sorted(specs))}{forms})"
     )
 
 
 def create_extractor(name: str, **kwargs: Any) -> Extractor:
-    """Build the extractor registered as ``name`` (or an ONNX file given by path)."""
+    """Build the extractor registered as ``name`` (or ``PREFIX:REFERENCE``, or an ONNX file by path)."""
     return extractor_spec(name).factory(**kwargs)
 
 
