@@ -194,10 +194,10 @@ class Catalog:
             raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
         ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "images").mkdir(exist_ok=True)
         manifest = new_manifest(ext, {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine"})
         _atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-        fsync_dir(root)
+        fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
+        (root / "images").mkdir(exist_ok=True)
         return cls(root, manifest, extractor=ext, **kwargs)
 
     @classmethod

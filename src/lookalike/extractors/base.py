@@ -55,11 +55,10 @@ class PreprocessCfg:
             canvas = Image.new("RGB", (s, s), self.pad_colour)
             canvas.paste(img.resize((nw, nh), resample, reducing_gap=3.0), ((s - nw) // 2, (s - nh) // 2))
             return canvas
-        scale = s / min(w, h)
-        nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-        resized = img.resize((nw, nh), resample, reducing_gap=3.0)
-        left, top = (nw - s) // 2, (nh - s) // 2
-        return resized.crop((left, top, left + s, top + s))
+        # centre square of the source, then one resize: cheap even for a 2000x3 strip
+        side = min(w, h)
+        left, top = (w - side) / 2.0, (h - side) / 2.0
+        return img.resize((s, s), resample, box=(left, top, left + side, top + side), reducing_gap=3.0)
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """One preprocessed float32 array, CHW (or HWC) for the model."""
