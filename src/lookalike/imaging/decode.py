@@ -13,6 +13,7 @@ Every image that enters lookalike (catalogue files, uploads, URL bodies) goes th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -35,10 +36,8 @@ try:  # HEIC / AVIF when the optional decoder is installed.
     import pillow_heif  # type: ignore[import-not-found]
 
     pillow_heif.register_heif_opener()
-    try:
+    with contextlib.suppress(AttributeError):  # newer pillow-heif: AVIF is Pillow's own
         pillow_heif.register_avif_opener()
-    except AttributeError:  # newer pillow-heif: AVIF is Pillow's own
-        pass
 except ImportError:  # pragma: no cover - optional
     pass
 
@@ -166,10 +165,8 @@ def open_image_bytes(
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha composited on white)."""
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise good picture
         img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block must not lose an otherwise good picture
-        pass
     mode = img.mode
     if mode == "RGB":
         return img

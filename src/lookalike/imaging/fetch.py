@@ -2,21 +2,31 @@
 
 Rules (all enforced here, for URL queries and URL ingest alike):
 
-* only ``http`` and ``https``;
-* the host is resolved once, every address it resolves to is checked, and the connection goes to the
-  checked address (no second lookup an attacker could rebind): loopback, private, link-local
-  (169.254.169.254 included), multicast, reserved, unspecified and IPv4-mapped forms of them are refused
-  unless ``allow_private`` is set;
-* redirects are followed by hand, at most ``max_redirects``, each target checked again;
+* only ``http`` and ``https``; no credentials in the URL;
+* the host is resolved once (within the deadline), every address it resolves to is checked, and the
+  connection goes to the checked address (no second lookup an attacker could rebind): loopback, private,
+  link-local, site-local, multicast, reserved and unspecified addresses, judging an IPv6 address that
+  embeds an IPv4 one (``::ffff:a.b.c.d``, 6to4, NAT64) by that IPv4 address, are refused unless
+  ``allow_private`` is set; multicast, unspecified and link-local addresses (cloud metadata services:
+  169.254.169.254, fd00:ec2::254) are refused even then; when a host has several addresses, all are
+  checked and they are tried in order;
+* redirects are followed by hand, at most ``max_redirects``, each target checked again, each hop on a
+  fresh connection;
 * connect and read timeouts plus an overall deadline (a server that trickles bytes is cut off);
-* a byte cap enforced while streaming; an ``image/*`` content type is required.
+* a byte cap enforced while streaming, counted on the decoded body (a gzip bomb is cut off as it
+  inflates; one layer of gzip or deflate at most); an ``image/*`` content type is required.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -34,6 +44,17 @@ __all__ = ["FetchSettings", "check_address", "fetch_image_bytes", "resolve_and_c
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Never an image host, whatever allow_private says: link-local (cloud metadata at 169.254.169.254)
+# and the IPv6 address of AWS's metadata service.
+_ALWAYS_REFUSED = (
+    ipaddress.IPv4Network("169.254.0.0/16"),
+    ipaddress.IPv6Network("fe80::/10"),
+    ipaddress.IPv6Network("fd00:ec2::254/128"),
+)
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+
 
 @dataclass(frozen=True)
 class FetchSettings:
@@ -48,23 +69,56 @@ class FetchSettings:
     user_agent: str = "lookalike/0.1 (+image fetch)"
 
 
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def check_address(ip: IPAddress, allow_private: bool = False) -> None:
-    """Raise :class:`URLNotAllowedError` when ``ip`` is not a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
-        if mapped is not None:
-            check_address(mapped, allow_private)
-            if allow_private:
-                return
+    """Raise :class:`URLNotAllowedError` when ``ip`` is not a public unicast address.
+
+    An IPv6 address that embeds an IPv4 address (``::ffff:a.b.c.d``, 6to4, NAT64) is judged by the
+    IPv4 address it reaches.
+    """
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        check_address(embedded, allow_private)
+        return
     if ip.is_multicast or ip.is_unspecified:
         raise URLNotAllowedError(f"address {ip} is not allowed (multicast or unspecified)")
+    if any(ip in net for net in _ALWAYS_REFUSED if net.version == ip.version):
+        raise URLNotAllowedError(f"address {ip} is not allowed (link-local or cloud metadata)")
     if allow_private:
         return
-    if not ip.is_global or ip.is_reserved or ip.is_loopback or ip.is_link_local or ip.is_private:
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    special = ip.is_reserved or ip.is_loopback or ip.is_link_local or ip.is_private or site_local
+    if special or not ip.is_global:
         raise URLNotAllowedError(f"address {ip} is not allowed (private, loopback, link-local or reserved)")
 
 
-def resolve_and_check(host: str, port: int, allow_private: bool = False) -> list[IPAddress]:
+def _getaddrinfo(host: str, port: int, timeout: float) -> list[tuple]:  # type: ignore[type-arg]
+    """``socket.getaddrinfo`` with a time limit (the system resolver has none of its own)."""
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookalike-dns")
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=max(timeout, 0.001))
+    except FutureTimeout as exc:
+        future.cancel()
+        raise FetchTimeoutError(f"timed out resolving host {host!r}") from exc
+
+
+def resolve_and_check(host: str, port: int, allow_private: bool = False, timeout: float = 5.0) -> list[IPAddress]:
     """Resolve ``host`` and check every address; return them in resolver order."""
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
@@ -74,8 +128,8 @@ def resolve_and_check(host: str, port: int, allow_private: bool = False) -> list
         check_address(literal, allow_private)
         return [literal]
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        infos = _getaddrinfo(host, port, timeout)
+    except (OSError, UnicodeError) as exc:
         raise FetchError(f"cannot resolve host {host!r}") from exc
     addresses: list[IPAddress] = []
     for info in infos:
@@ -89,7 +143,16 @@ def resolve_and_check(host: str, port: int, allow_private: bool = False) -> list
     return addresses
 
 
-def _split(url: str) -> tuple[str, str, int]:
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    host: str  # as in the URL, lower case, no brackets
+    port: int
+    host_header: str  # ASCII (IDNA) host, with brackets and port where needed
+    sni: str | None  # the name to send in TLS SNI (None for an IP literal)
+
+
+def _split(url: str) -> _Target:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -100,9 +163,29 @@ def _split(url: str) -> tuple[str, str, int]:
         raise URLNotAllowedError(f"URL scheme {scheme or '(none)'!r} is not allowed; use http or https")
     if not parts.hostname:
         raise URLNotAllowedError(f"URL {url!r} has no host")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise URLNotAllowedError("URLs with credentials are not allowed")
-    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+    host = parts.hostname
+    sni: str | None = None
+    try:
+        if ":" in host:
+            ascii_host = f"[{ipaddress.IPv6Address(host)}]"
+        else:
+            ascii_host = host.encode("idna").decode("ascii")
+            sni = None if _is_ip(ascii_host) else ascii_host
+    except (UnicodeError, ValueError) as exc:
+        raise URLNotAllowedError(f"malformed host name {host!r}") from exc
+    default_port = 443 if scheme == "https" else 80
+    header = ascii_host if port is None or port == default_port else f"{ascii_host}:{port}"
+    return _Target(scheme, host, port or default_port, header, sni)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def fetch_image_bytes(
@@ -114,32 +197,81 @@ def fetch_image_bytes(
     settings = settings or FetchSettings()
     deadline = time.monotonic() + settings.total_timeout
     current = url
-    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
-        for _hop in range(settings.max_redirects + 1):
-            scheme, host, port = _split(current)
-            addresses = resolve_and_check(host, port, settings.allow_private)
-            target = _pin(current, addresses[0])
-            response_or_location = _get_once(client, target, host, scheme, settings, deadline)
-            if isinstance(response_or_location, str):
-                current = urljoin(current, response_or_location)
-                continue
-            return response_or_location
+    for _hop in range(settings.max_redirects + 1):
+        target = _split(current)
+        remaining = min(settings.connect_timeout, deadline - time.monotonic())
+        if remaining <= 0:
+            raise FetchTimeoutError("timed out fetching the image")
+        addresses = resolve_and_check(target.host, target.port, settings.allow_private, timeout=remaining)
+        result = _get_first(current, addresses, target, settings, deadline, transport)
+        if isinstance(result, str):
+            current = urljoin(current, result)
+            continue
+        return result
     raise FetchError(f"too many redirects (more than {settings.max_redirects})")
 
 
-def _pin(url: str, ip: IPAddress) -> str:
+class _ConnectFailed(FetchError):
+    """No connection to one address (the next one may work)."""
+
+
+def _get_first(
+    url: str,
+    addresses: list[IPAddress],
+    target: _Target,
+    settings: FetchSettings,
+    deadline: float,
+    transport: httpx.BaseTransport | None,
+) -> tuple[bytes, str] | str:
+    """GET ``url`` from the first of the checked ``addresses`` that accepts a connection."""
+    failure: _ConnectFailed | None = None
+    for ip in addresses:
+        # A fresh client per address and hop: a connection made for one host is never reused for another.
+        with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
+            try:
+                return _get_once(client, _pin(url, ip, target.port), target, settings, deadline)
+            except _ConnectFailed as exc:
+                failure = exc
+    assert failure is not None
+    raise FetchError(str(failure)) from failure
+
+
+def _pin(url: str, ip: IPAddress, port: int) -> str:
     """Rewrite ``url`` to connect to the checked address ``ip``."""
     parts = urlsplit(url)
     host = f"[{ip}]" if isinstance(ip, ipaddress.IPv6Address) else str(ip)
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
+
+
+def _decoded(raw: Iterator[bytes], encoding: str, limit: int) -> Iterator[bytes]:
+    """Undo one layer of gzip/deflate without ever inflating more than ``limit + 1`` bytes."""
+    if encoding in ("", "identity"):
+        yield from raw
+        return
+    if encoding in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        raise FetchError(f"unsupported content encoding {encoding!r}")
+    inflater = zlib.decompressobj(wbits)
+    produced = 0
+    try:
+        for chunk in raw:
+            out = inflater.decompress(chunk, limit - produced + 1)
+            produced += len(out)
+            yield out
+            if produced > limit:
+                return
+        yield inflater.flush()
+    except zlib.error as exc:
+        raise FetchError(f"the image body is not valid {encoding} data") from exc
 
 
 def _get_once(
     client: httpx.Client,
-    target: str,
-    host: str,
-    scheme: str,
+    pinned: str,
+    target: _Target,
     settings: FetchSettings,
     deadline: float,
 ) -> tuple[bytes, str] | str:
@@ -152,15 +284,17 @@ def _get_once(
         write=min(settings.read_timeout, remaining),
         pool=min(settings.connect_timeout, remaining),
     )
-    headers = {"Host": host, "User-Agent": settings.user_agent, "Accept": "image/*"}
-    extensions = {"sni_hostname": host} if scheme == "https" else {}
+    headers = {
+        "Host": target.host_header,
+        "User-Agent": settings.user_agent,
+        "Accept": "image/*",
+        "Accept-Encoding": "identity",
+    }
+    extensions = {"sni_hostname": target.sni} if target.scheme == "https" and target.sni else {}
     try:
-        with client.stream("GET", target, headers=headers, timeout=timeout, extensions=extensions) as resp:
+        with client.stream("GET", pinned, headers=headers, timeout=timeout, extensions=extensions) as resp:
             if resp.is_redirect:
-                location = resp.headers.get("location")
-                if not location:
-                    raise FetchError(f"redirect ({resp.status_code}) without a Location header")
-                return location
+                return str(resp.headers["location"])
             if resp.status_code != 200:
                 raise FetchError(f"the server answered HTTP {resp.status_code}")
             content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -168,14 +302,15 @@ def _get_once(
                 raise UnsupportedContentTypeError(
                     f"the URL is not an image (content type {content_type or 'missing'!r})"
                 )
-            declared = resp.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > settings.max_bytes:
+            declared = resp.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > settings.max_bytes:
                 raise FetchTooLargeError(
                     f"the image is {int(declared):,} bytes, over the {settings.max_bytes:,}-byte limit"
                 )
+            encoding = resp.headers.get("content-encoding", "").strip().lower()
             chunks: list[bytes] = []
             total = 0
-            for chunk in resp.iter_bytes():
+            for chunk in _decoded(resp.iter_raw(), encoding, settings.max_bytes):
                 total += len(chunk)
                 if total > settings.max_bytes:
                     raise FetchTooLargeError(f"the image is over the {settings.max_bytes:,}-byte limit")
@@ -183,7 +318,9 @@ def _get_once(
                     raise FetchTimeoutError("timed out fetching the image (server too slow)")
                 chunks.append(chunk)
             return b"".join(chunks), content_type
+    except httpx.ConnectError as exc:
+        raise _ConnectFailed(f"could not connect to {target.host_header} ({exc})") from exc
     except httpx.TimeoutException as exc:
         raise FetchTimeoutError("timed out fetching the image") from exc
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
         raise FetchError(f"could not fetch the image ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,118 @@
+"""The FastAPI app: the catalogue and its model are loaded once, in the lifespan; routes are thin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+
+from lookalike import __version__
+from lookalike.catalog import Catalog
+from lookalike.imaging import DecodeLimits, FetchSettings
+from lookalike.service.handlers import install_handlers
+from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes.pages import STATIC_DIR
+from lookalike.service.schemas import ProductForm, SearchRequest, SearchUpload
+from lookalike.service.settings import ServiceSettings
+
+__all__ = ["create_app", "open_catalog"]
+
+# Multipart framing and the small text fields that travel with an upload.
+FORM_OVERHEAD_BYTES = 64 * 1024
+# Request bodies parsed by hand (one route takes two content types); documented in the schema here.
+_BODY_MODELS = (SearchUpload, SearchRequest, ProductForm)
+
+
+def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Catalog:
+    """Open the catalogue with the service's limits and load its model (and run it once, to warm up)."""
+    catalog = Catalog.open(
+        path,
+        decode_limits=DecodeLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels),
+        fetch_settings=FetchSettings(
+            allow_private=settings.allow_private_urls,
+            max_bytes=settings.max_upload_bytes,
+            total_timeout=settings.url_timeout,
+            read_timeout=min(10.0, settings.url_timeout),
+        ),
+    )
+    try:
+        from PIL import Image
+
+        catalog.extractor.embed([Image.new("RGB", (64, 64), "white")])
+    except BaseException:
+        catalog.close()
+        raise
+    return catalog
+
+
+def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app for the catalogue at ``catalog_path`` (opened when the app starts)."""
+    settings = settings or ServiceSettings()
+    path = Path(catalog_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.catalog = await run_in_threadpool(open_catalog, path, settings)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(app.state.catalog.close)
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        summary="Visual search for fashion catalogues: find the products that look like a photo.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    for module in (search, products, facets, health, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Outermost last: the byte cap sees the request before anything else reads it.
+    app.add_middleware(SecurityHeadersMiddleware)
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-Admin-Token", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the hand-parsed request bodies, so /docs shows every request."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            description=app.description,
+        )
+        _, defs = models_json_schema(
+            [(m, "validation") for m in _BODY_MODELS], ref_template="#/components/schemas/{model}"
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, model_schema in defs.get("$defs", {}).items():
+            components.setdefault(name, model_schema)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,69 @@
+"""Exception handlers: every error leaves the API as JSON with a human-readable ``detail``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lookalike.errors import LookalikeError
+
+__all__ = ["install_handlers", "validation_summary"]
+
+log = logging.getLogger("lookalike.service")
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without their ``input`` (which may be a whole uploaded image) or ``ctx``."""
+    cleaned = []
+    for err in errors:
+        loc = [part for part in err.get("loc", ()) if part not in ("body", "query", "path", "header", "form")]
+        cleaned.append({"loc": [str(p) for p in loc], "msg": str(err.get("msg", "")), "type": err.get("type")})
+    return cleaned
+
+
+def validation_summary(errors: list[dict[str, Any]]) -> str:
+    """One line a person can read: ``k: Input should be greater than or equal to 1; ...``."""
+    parts = []
+    for err in errors:
+        where = ".".join(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+async def _lookalike_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LookalikeError)
+    status = exc.status_code
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _clean_errors(exc.errors())
+    return JSONResponse({"detail": validation_summary(errors), "errors": errors}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(LookalikeError, _lookalike_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

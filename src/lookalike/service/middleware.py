@@ -1,0 +1,109 @@
+"""ASGI middleware: a request-body byte cap enforced while the body streams in, and security headers."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lookalike.errors import LookalikeError
+
+__all__ = ["BodySizeLimitMiddleware", "RequestTooLargeError", "SecurityHeadersMiddleware"]
+
+
+class RequestTooLargeError(LookalikeError):
+    """The request body is over the service's byte cap."""
+
+    status_code = 413
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` without reading them whole.
+
+    A declared ``Content-Length`` over the cap is answered 413 at once, before any of the body is read.
+    Otherwise the bytes are counted as they arrive and :class:`RequestTooLargeError` is raised from
+    ``receive`` as soon as the count passes the cap (chunked uploads, lying clients); the app's
+    :class:`LookalikeError` handler turns it into a 413, and so does this middleware if it escapes.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"request body is over the {self.max_bytes:,}-byte limit"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_json(send, 400, "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await _send_json(send, 413, self._message(), close=True)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLargeError(self._message())
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except RequestTooLargeError as exc:
+            if started:
+                raise
+            await _send_json(send, 413, str(exc), close=True)
+
+
+class SecurityHeadersMiddleware:
+    """Add ``X-Content-Type-Options: nosniff`` and a same-origin referrer policy to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for key, value in (
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ):
+                    if key not in present:
+                        headers.append((key, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def _send_json(send: Send, status: int, detail: str, close: bool = False) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,88 @@
+"""Helpers shared by the routes: error response docs, request body parsing, hits to responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import FormData, UploadFile
+
+from lookalike.errors import InvalidQueryError
+from lookalike.product import Hit
+from lookalike.service.schemas import ErrorOut, HitOut, QueryInfo, SearchResponse
+
+__all__ = [
+    "body_kind",
+    "error_responses",
+    "form_fields",
+    "read_upload",
+    "search_response",
+    "unsupported_body",
+]
+
+_DESCRIPTIONS = {
+    400: "Bad image, or the image URL could not be fetched",
+    401: "Admin token missing or wrong",
+    403: "Admin routes are disabled (no LOOKALIKE_ADMIN_TOKEN configured)",
+    404: "Unknown product",
+    413: "Upload or image too large",
+    415: "Unsupported image format or content type",
+    422: "Invalid parameters",
+    504: "The image URL timed out",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses."""
+    return {code: {"model": ErrorOut, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def body_kind(request: Request) -> str:
+    """``"form"`` (multipart or urlencoded), ``"json"`` or ``""`` from the Content-Type header."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return "form"
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return "json"
+    return ""
+
+
+def unsupported_body(expected: str) -> HTTPException:
+    return HTTPException(415, f"unsupported request content type; send {expected}")
+
+
+def form_fields(form: FormData, files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Form fields as a dict: repeated fields become lists, single ones plain values; ``files`` left out."""
+    out: dict[str, Any] = {}
+    for key in form:
+        if key in files:
+            continue
+        values = form.getlist(key)
+        if any(isinstance(v, UploadFile) for v in values):
+            out[key] = "<file>"  # a file where text is expected: fails validation with a clear message
+            continue
+        out[key] = values[0] if len(values) == 1 else values
+    return out
+
+
+async def read_upload(form: FormData, name: str) -> tuple[bytes | None, str | None]:
+    """The bytes and file name of the upload field ``name``; ``(None, None)`` when absent."""
+    value = form.get(name)
+    if value is None:
+        return None, None
+    if not isinstance(value, UploadFile):
+        if not value:
+            return None, None
+        raise InvalidQueryError(f"{name} must be a file upload, not a text field")
+    data = await value.read()
+    return data, value.filename
+
+
+def search_response(query: QueryInfo, k: int, hits: list[Hit], seconds: float) -> SearchResponse:
+    return SearchResponse(
+        query=query,
+        k=k,
+        count=len(hits),
+        took_ms=round(seconds * 1000.0, 2),
+        hits=[HitOut.from_hit(rank, hit) for rank, hit in enumerate(hits, start=1)],
+    )

@@ -1,0 +1,80 @@
+"""``POST /api/search``: by uploaded photo (multipart), or by image URL or product id (JSON)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.errors import InvalidQueryError
+from lookalike.service.deps import CatalogDep, SettingsDep, check_k, validated
+from lookalike.service.routes.common import (
+    body_kind,
+    error_responses,
+    form_fields,
+    read_upload,
+    search_response,
+    unsupported_body,
+)
+from lookalike.service.schemas import QueryInfo, SearchRequest, SearchResponse, SearchUpload
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["search"])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchUpload"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search by photo, image URL or product",
+    responses=error_responses(400, 404, 413, 415, 422, 504),
+    openapi_extra=_BODY,
+)
+async def search(request: Request, catalog: CatalogDep, settings: SettingsDep) -> SearchResponse:
+    """Products that look like the query, best first.
+
+    * ``multipart/form-data``: an ``image`` file, optional ``k`` and filter fields (repeat a filter field
+      for "any of" these values);
+    * ``application/json``: ``{"url": ...}`` or ``{"product_id": ...}``, optional ``k`` and ``filters``.
+    """
+    kind = body_kind(request)
+    if kind == "form":
+        form = await request.form(max_files=1, max_fields=64)
+        try:
+            data, filename = await read_upload(form, "image")
+            fields = form_fields(form, files=("image",))
+        finally:
+            await form.close()
+        if data is None:
+            raise InvalidQueryError("image: upload a photo in the 'image' field")
+        upload = validated(SearchUpload, {**fields, "image": data})
+        k = check_k(upload.k, settings)
+        filters = upload.filters_in().to_filters()
+        query = QueryInfo(type="image", value=filename)
+        start = time.perf_counter()
+        hits = await run_in_threadpool(catalog.search, upload.image, k=k, filters=filters)
+    elif kind == "json":
+        body = validated(SearchRequest, await request.body())
+        k = check_k(body.k, settings)
+        filters = body.filters.to_filters()
+        start = time.perf_counter()
+        if body.url is not None:
+            query = QueryInfo(type="url", value=body.url)
+            hits = await run_in_threadpool(lambda: catalog.search(url=body.url, k=k, filters=filters))
+        else:
+            query = QueryInfo(type="product", value=body.product_id)
+            hits = await run_in_threadpool(lambda: catalog.search(product_id=body.product_id, k=k, filters=filters))
+    else:
+        raise unsupported_body("multipart/form-data with an 'image' file, or JSON with 'url' or 'product_id'")
+    return search_response(query, k, hits, time.perf_counter() - start)

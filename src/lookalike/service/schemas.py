@@ -1,0 +1,317 @@
+"""Pydantic schemas for every request and response of the REST API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lookalike.product import Filters, Hit, Product
+
+__all__ = [
+    "FILTER_NAMES",
+    "DeleteOut",
+    "ErrorOut",
+    "FacetValue",
+    "FacetsOut",
+    "FiltersIn",
+    "HealthOut",
+    "HitOut",
+    "PriceRange",
+    "ProductForm",
+    "ProductOut",
+    "ProductPage",
+    "QueryInfo",
+    "SearchRequest",
+    "SearchResponse",
+    "SearchUpload",
+    "UpsertOut",
+    "image_url",
+]
+
+FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "brand")
+_MAX_TEXT = 200
+_MAX_ID = 200
+
+
+def image_url(product_id: str) -> str:
+    """Where the API serves a product's stored picture."""
+    return f"/api/products/{quote(product_id, safe='')}/image"
+
+
+def _as_list(value: Any) -> Any:
+    """A filter value may be one string or a list of strings; empty strings mean 'no filter'."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list | tuple):
+        cleaned = [v.strip() if isinstance(v, str) else v for v in items]
+        cleaned = [v for v in cleaned if v != ""]
+        return cleaned or None
+    return value
+
+
+def _check_price_order(low: float | None, high: float | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValueError("min_price is larger than max_price")
+
+
+# --- errors -------------------------------------------------------------------------------------
+class ErrorOut(BaseModel):
+    """Every error: a human-readable ``detail``; validation errors also list ``errors``."""
+
+    detail: str = Field(examples=["no product with id '123'"])
+    errors: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems (422 only).")
+
+
+# --- filters ------------------------------------------------------------------------------------
+class FiltersIn(BaseModel):
+    """Metadata filters: equality (case-insensitive; a list means any of) and a price range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: list[str] | None = Field(default=None, examples=[["Apparel"]])
+    subcategory: list[str] | None = None
+    article_type: list[str] | None = Field(default=None, examples=[["Tshirts", "Shirts"]])
+    gender: list[str] | None = None
+    colour: list[str] | None = None
+    brand: list[str] | None = None
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+
+    @field_validator(*FILTER_NAMES, mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator(*FILTER_NAMES)
+    @classmethod
+    def _short(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(value) > 50 or any(len(v) > _MAX_TEXT for v in value)):
+            raise ValueError(f"at most 50 values of at most {_MAX_TEXT} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _price_order(self) -> FiltersIn:
+        _check_price_order(self.min_price, self.max_price)
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters.from_kwargs(**self.model_dump())
+
+
+# --- search -------------------------------------------------------------------------------------
+class SearchRequest(BaseModel):
+    """JSON search: by image URL or by catalogue product ("more like this")."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"url": "https://example.com/photo.jpg", "k": 12},
+                {"product_id": "10006", "k": 12, "filters": {"gender": "Men", "max_price": 50}},
+            ]
+        },
+    )
+
+    url: str | None = Field(default=None, max_length=2048, description="An http(s) image URL to fetch.")
+    product_id: str | None = Field(default=None, min_length=1, max_length=_MAX_ID)
+    k: int | None = Field(default=None, ge=1, description="How many results (default and maximum: settings).")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SearchRequest:
+        if (self.url is None) == (self.product_id is None):
+            raise ValueError("give exactly one of url or product_id (upload a file with multipart/form-data)")
+        return self
+
+
+class SearchUpload(BaseModel):
+    """Multipart search: an uploaded photo, ``k`` and flat filter fields (repeat a field for 'any of')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: bytes = Field(description="The photo: JPEG, PNG, WebP, GIF, BMP, TIFF (HEIC/AVIF when supported).")
+    k: int | None = Field(default=None, ge=1)
+    category: list[str] | None = None
+    subcategory: list[str] | None = None
+    article_type: list[str] | None = None
+    gender: list[str] | None = None
+    colour: list[str] | None = None
+    brand: list[str] | None = None
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+
+    @field_validator(*FILTER_NAMES, mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("k", "min_price", "max_price", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _price_order(self) -> SearchUpload:
+        _check_price_order(self.min_price, self.max_price)
+        return self
+
+    def filters_in(self) -> FiltersIn:
+        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k"}))
+
+
+class ProductOut(BaseModel):
+    """A catalogue product as the API shows it (never the server-side image path)."""
+
+    id: str
+    title: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    article_type: str | None = None
+    colour: str | None = None
+    gender: str | None = None
+    price: float | None = None
+    url: str | None = Field(default=None, description="The product page, when the catalogue has one.")
+    image_url: str = Field(description="The stored picture, served by this API.")
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_product(cls, product: Product) -> ProductOut:
+        data = product.to_dict()
+        data.pop("image", None)
+        return cls(**data, image_url=image_url(product.id))
+
+
+class HitOut(BaseModel):
+    """One ranked result."""
+
+    rank: int = Field(ge=1)
+    id: str
+    score: float = Field(description="Cosine similarity, higher is closer (1 = identical picture).")
+    product: ProductOut
+
+    @classmethod
+    def from_hit(cls, rank: int, hit: Hit) -> HitOut:
+        return cls(rank=rank, id=hit.id, score=round(hit.score, 6), product=ProductOut.from_product(hit.product))
+
+
+class QueryInfo(BaseModel):
+    """What was searched for."""
+
+    type: Literal["image", "url", "product"]
+    value: str | None = Field(default=None, description="The URL, the product id, or the upload's file name.")
+
+
+class SearchResponse(BaseModel):
+    """Ranked hits for a query."""
+
+    query: QueryInfo
+    k: int
+    count: int
+    took_ms: float
+    hits: list[HitOut]
+
+
+# --- products -----------------------------------------------------------------------------------
+class ProductPage(BaseModel):
+    """A page of the catalogue, in insertion order."""
+
+    total: int = Field(description="Products matching the filters.")
+    offset: int
+    limit: int
+    items: list[ProductOut]
+
+
+class ProductForm(BaseModel):
+    """Add or update a product (multipart). On update, fields left out keep their value; send an empty
+    field to clear it. A new product needs ``image`` (a file) or ``image_url``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^/\x00-\x1f\x7f]+$")
+    title: str | None = Field(default=None, max_length=1000)
+    brand: str | None = Field(default=None, max_length=_MAX_TEXT)
+    category: str | None = Field(default=None, max_length=_MAX_TEXT)
+    subcategory: str | None = Field(default=None, max_length=_MAX_TEXT)
+    article_type: str | None = Field(default=None, max_length=_MAX_TEXT)
+    colour: str | None = Field(default=None, max_length=_MAX_TEXT)
+    gender: str | None = Field(default=None, max_length=_MAX_TEXT)
+    price: float | None = Field(default=None, ge=0)
+    url: str | None = Field(default=None, max_length=2048)
+    image: bytes | None = Field(default=None, description="The product picture.")
+    image_url: str | None = Field(default=None, max_length=2048, description="Or an http(s) URL to fetch it from.")
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _blank_price(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("image_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("image_url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_image(self) -> ProductForm:
+        if self.image is not None and self.image_url is not None:
+            raise ValueError("give image or image_url, not both")
+        return self
+
+    def merged_into(self, existing: Product | None) -> Product:
+        """The product to store: these fields over ``existing`` (blank strings clear a field)."""
+        base = existing.to_dict() if existing is not None else {"id": self.id}
+        for name in self.model_fields_set - {"image", "image_url"}:
+            value = getattr(self, name)
+            base[name] = None if isinstance(value, str) and not value.strip() else value
+        if self.image_url is not None:
+            base["image"] = self.image_url
+        elif self.image is not None:
+            base["image"] = "upload"
+        return Product.from_dict(base)
+
+
+class UpsertOut(BaseModel):
+    status: Literal["added", "updated"]
+    product: ProductOut
+
+
+class DeleteOut(BaseModel):
+    id: str
+    deleted: bool
+
+
+# --- facets & health ----------------------------------------------------------------------------
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class PriceRange(BaseModel):
+    min: float
+    max: float
+
+
+class FacetsOut(BaseModel):
+    """Distinct values (most common first) and counts of each filter field, and the price range."""
+
+    total: int = Field(description="Products in the catalogue.")
+    fields: dict[str, list[FacetValue]]
+    price: PriceRange | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    products: int
+    extractor: str

@@ -1,0 +1,481 @@
+// lookalike web page: search by photo, URL or product; browse the catalogue. No build step.
+
+const $ = (selector) => document.querySelector(selector);
+const FILTERS = ["category", "article_type", "gender", "colour", "brand"];
+const PAGE_SIZE = 24;
+
+const state = {
+  view: "search",
+  query: null, // {type: "image", file, preview} | {type: "url", url} | {type: "product", id, title, image}
+  browseOffset: 0,
+  browseTotal: 0,
+  shown: null, // the query whose results are on screen
+  shownMeta: "",
+  controllers: {}, // one in-flight request per kind; a new one aborts the old
+  previews: new Set(), // object URLs of uploaded photos still in use
+};
+
+// --- HTTP -------------------------------------------------------------------------------------
+class ApiError extends Error {}
+
+async function api(kind, path, options = {}) {
+  state.controllers[kind]?.abort();
+  const controller = new AbortController();
+  state.controllers[kind] = controller;
+  let response;
+  try {
+    response = await fetch(path, { ...options, signal: controller.signal });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError("Cannot reach the server. Check your connection and try again.");
+  }
+  const isJson = (response.headers.get("content-type") || "").includes("application/json");
+  const body = isJson ? await response.json().catch(() => null) : null;
+  if (!response.ok) {
+    const detail = body && typeof body.detail === "string" ? body.detail : null;
+    throw new ApiError(friendlyError(response.status, detail));
+  }
+  return body;
+}
+
+function friendlyError(status, detail) {
+  if (detail) detail = detail.replace(/^image: /, ""); // the upload's placeholder name adds nothing
+  const prefix = {
+    400: "That image could not be used",
+    404: "Not found",
+    413: "That image is too large",
+    415: "That file type is not supported",
+    422: "Please check the search",
+    504: "The image URL took too long to answer",
+  }[status];
+  if (detail && prefix) return `${prefix}: ${detail}`;
+  if (detail) return detail;
+  return prefix ? `${prefix}.` : `Something went wrong (HTTP ${status}). Please try again.`;
+}
+
+// --- messages & loading -----------------------------------------------------------------------
+function showError(message) {
+  $("#alert-text").textContent = message;
+  $("#alert").hidden = false;
+}
+
+function clearError() {
+  $("#alert").hidden = true;
+}
+
+function setBusy(kind, busy) {
+  const grid = kind === "search" ? $("#results") : $("#browse-grid");
+  $(kind === "search" ? "#search-progress" : "#browse-progress").hidden = !busy;
+  grid.setAttribute("aria-busy", String(busy));
+}
+
+function skeletons(grid, count) {
+  grid.replaceChildren();
+  for (let i = 0; i < count; i += 1) {
+    const card = document.createElement("div");
+    card.className = "card skeleton";
+    card.setAttribute("aria-hidden", "true");
+    card.innerHTML = '<span class="card-img"></span><span class="card-body">'
+      + '<span class="line short"></span><span class="line"></span><span class="line short"></span></span>';
+    grid.append(card);
+  }
+}
+
+// --- filters ----------------------------------------------------------------------------------
+function currentFilters() {
+  const form = $("#filters");
+  const filters = {};
+  for (const name of FILTERS) {
+    const value = form.elements[name].value;
+    if (value) filters[name] = value;
+  }
+  for (const name of ["min_price", "max_price"]) {
+    const value = form.elements[name].value.trim();
+    if (value !== "" && !Number.isNaN(Number(value))) filters[name] = Number(value);
+  }
+  return filters;
+}
+
+function currentK() {
+  return Number($("#filters").elements.k.value) || 24;
+}
+
+function updateFilterCount() {
+  const n = Object.keys(currentFilters()).length;
+  const badge = $("#filter-count");
+  badge.textContent = String(n);
+  badge.hidden = n === 0;
+}
+
+async function loadFacets() {
+  try {
+    const facets = await api("facets", "/api/facets");
+    const form = $("#filters");
+    for (const name of FILTERS) {
+      const select = form.elements[name];
+      const values = facets.fields[name] || [];
+      for (const { value, count } of values) {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = `${value} (${count.toLocaleString()})`;
+        select.append(option);
+      }
+      select.closest(".field").hidden = values.length === 0;
+    }
+    if (facets.price) {
+      $("#price-range").hidden = false;
+      form.elements.min_price.placeholder = `Min ${formatPrice(facets.price.min)}`;
+      form.elements.max_price.placeholder = `Max ${formatPrice(facets.price.max)}`;
+    }
+    $("#catalog-size").textContent = `${facets.total.toLocaleString()} products`;
+  } catch (err) {
+    if (err.name !== "AbortError") showError(`Filters are unavailable: ${err.message}`);
+  }
+}
+
+function onFiltersChanged() {
+  updateFilterCount();
+  if (state.view === "browse") {
+    state.browseOffset = 0;
+    loadBrowse();
+  } else if (state.query) {
+    runSearch(state.query, { scroll: false }); // stay by the filters while they are being changed
+  }
+}
+
+// --- rendering --------------------------------------------------------------------------------
+function formatPrice(value) {
+  return value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function renderCard(product, score, onPick) {
+  const card = $("#card-template").content.firstElementChild.cloneNode(true);
+  const img = card.querySelector("img");
+  img.src = product.image_url;
+  img.alt = product.title || `Product ${product.id}`;
+  card.dataset.id = product.id;
+  card.querySelector(".card-brand").textContent = product.brand || product.article_type || "";
+  card.querySelector(".card-title").textContent = product.title || product.id;
+  const price = card.querySelector(".card-price");
+  price.textContent = product.price == null ? "" : formatPrice(product.price);
+  const badge = card.querySelector(".card-score");
+  if (score == null) {
+    badge.textContent = "Find lookalikes";
+  } else {
+    badge.textContent = score.toFixed(3);
+    badge.title = "Similarity score (cosine; 1 = identical)";
+  }
+  card.setAttribute("aria-label", `${product.title || product.id}. Search for products like this one.`);
+  card.addEventListener("click", () => onPick(product));
+  return card;
+}
+
+function pickProduct(product) {
+  const query = { type: "product", id: product.id, title: product.title || product.id, image: product.image_url };
+  const hash = `#product/${encodeURIComponent(product.id)}`;
+  if (location.hash !== hash) history.pushState(null, "", hash);
+  showView("search");
+  runSearch(query);
+}
+
+function scrollToResults() {
+  // On a phone the query panel fills the screen: bring the results up. On a wide screen they are in view.
+  const head = $("#view-search .results-head");
+  const top = head.getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight * 0.35) head.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function showQuery(query) {
+  const thumb = $("#query-thumb");
+  const kind = $("#query-kind");
+  const title = $("#results-heading");
+  thumb.hidden = false;
+  if (query.type === "image") {
+    thumb.src = query.preview;
+    kind.textContent = "Results for your photo";
+    title.textContent = query.file.name || "Pasted image";
+  } else if (query.type === "url") {
+    thumb.src = query.url;
+    kind.textContent = "Results for the image at";
+    title.textContent = query.url;
+  } else {
+    thumb.src = query.image;
+    kind.textContent = "More like this product";
+    title.textContent = query.title;
+  }
+  $("#query-summary").hidden = false;
+  $("#search-empty").hidden = true;
+}
+
+function releasePreviews() {
+  for (const url of state.previews) {
+    if (url !== state.query?.preview && url !== state.shown?.preview) {
+      URL.revokeObjectURL(url);
+      state.previews.delete(url);
+    }
+  }
+}
+
+// --- search -----------------------------------------------------------------------------------
+function searchRequest(query) {
+  const k = currentK();
+  const filters = currentFilters();
+  if (query.type === "image") {
+    const form = new FormData();
+    form.append("image", query.file, query.file.name || "pasted-image");
+    form.append("k", String(k));
+    for (const [name, value] of Object.entries(filters)) form.append(name, String(value));
+    return { method: "POST", body: form };
+  }
+  const body = query.type === "url" ? { url: query.url } : { product_id: query.id };
+  return {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ ...body, k, filters }),
+  };
+}
+
+async function runSearch(query, { scroll = true } = {}) {
+  state.query = query;
+  clearError();
+  showQuery(query);
+  const grid = $("#results");
+  if (!grid.querySelector(".card:not(.skeleton)")) skeletons(grid, 8);
+  if (scroll) scrollToResults(); // after the skeletons: the page must be long enough to scroll
+  setBusy("search", true);
+  $("#results-meta").textContent = "Searching…";
+  try {
+    const result = await api("search", "/api/search", searchRequest(query));
+    grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit.score, pickProduct)));
+    state.shown = query;
+    releasePreviews();
+    const n = result.count;
+    state.shownMeta = n === 0
+      ? "No products match these filters."
+      : `${n} lookalike${n === 1 ? "" : "s"} · ${Math.round(result.took_ms)} ms`;
+    $("#results-meta").textContent = state.shownMeta;
+    setBusy("search", false);
+  } catch (err) {
+    if (err.name === "AbortError") return; // a newer search replaced this one
+    setBusy("search", false);
+    grid.querySelectorAll(".skeleton").forEach((el) => el.remove());
+    // Keep what was on screen, labelled as what it is; with nothing on screen, show the introduction.
+    state.query = state.shown;
+    if (state.shown) {
+      showQuery(state.shown);
+      $("#results-meta").textContent = state.shownMeta;
+    } else {
+      $("#query-summary").hidden = true;
+      $("#search-empty").hidden = false;
+      $("#results-meta").textContent = "";
+    }
+    releasePreviews();
+    showError(err.message);
+  }
+}
+
+function searchFile(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    showError(`“${file.name}” is not an image. Choose a JPEG, PNG, WebP, GIF, BMP or TIFF photo.`);
+    return;
+  }
+  if (location.hash.startsWith("#product/") || location.hash === "#browse") history.pushState(null, "", "#search");
+  showView("search");
+  const preview = URL.createObjectURL(file);
+  state.previews.add(preview);
+  runSearch({ type: "image", file, preview });
+}
+
+function searchUrl(raw) {
+  const url = raw.trim();
+  if (!/^https?:\/\/\S+$/i.test(url)) {
+    showError("Enter an image URL that starts with http:// or https://");
+    return;
+  }
+  showView("search");
+  runSearch({ type: "url", url });
+}
+
+// --- browse -----------------------------------------------------------------------------------
+async function loadBrowse() {
+  clearError();
+  const grid = $("#browse-grid");
+  if (!grid.querySelector(".card:not(.skeleton)")) skeletons(grid, 12);
+  setBusy("browse", true);
+  const params = new URLSearchParams({ offset: String(state.browseOffset), limit: String(PAGE_SIZE) });
+  for (const [name, value] of Object.entries(currentFilters())) params.append(name, String(value));
+  try {
+    const page = await api("browse", `/api/products?${params}`);
+    state.browseTotal = page.total;
+    grid.replaceChildren(...page.items.map((product) => renderCard(product, null, pickProduct)));
+    const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
+    const current = Math.floor(page.offset / PAGE_SIZE) + 1;
+    $("#browse-meta").textContent = `${page.total.toLocaleString()} product${page.total === 1 ? "" : "s"}`;
+    $("#page-info").textContent = `Page ${current} of ${pages}`;
+    $("#prev-page").disabled = page.offset === 0;
+    $("#next-page").disabled = page.offset + PAGE_SIZE >= page.total;
+    setBusy("browse", false);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    setBusy("browse", false);
+    grid.querySelectorAll(".skeleton").forEach((el) => el.remove());
+    showError(err.message);
+  }
+}
+
+function movePage(step) {
+  const offset = state.browseOffset + step * PAGE_SIZE;
+  if (offset < 0 || offset >= state.browseTotal) return;
+  state.browseOffset = offset;
+  loadBrowse();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+// --- views & routing --------------------------------------------------------------------------
+function showView(view) {
+  state.view = view;
+  $("#view-search").hidden = view !== "search";
+  $("#view-browse").hidden = view !== "browse";
+  for (const tab of document.querySelectorAll(".tab")) {
+    if (tab.dataset.view === view) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+}
+
+function route() {
+  const hash = location.hash;
+  if (hash === "#browse") {
+    showView("browse");
+    loadBrowse();
+  } else if (hash.startsWith("#product/")) {
+    const id = decodeURIComponent(hash.slice("#product/".length));
+    if (state.query?.type === "product" && state.query.id === id) {
+      showView("search");
+      return;
+    }
+    showView("search");
+    api("product", `/api/products/${encodeURIComponent(id)}`)
+      .then((product) => runSearch({ type: "product", id, title: product.title || id, image: product.image_url }))
+      .catch((err) => { if (err.name !== "AbortError") showError(err.message); });
+  } else {
+    showView("search");
+  }
+}
+
+// --- input: files, drag and drop, paste, URL --------------------------------------------------
+function imageFromTransfer(transfer) {
+  for (const file of transfer.files || []) if (file.type.startsWith("image/") || !file.type) return file;
+  for (const item of transfer.items || []) {
+    if (item.kind === "file" && item.type.startsWith("image/")) return item.getAsFile();
+  }
+  return null;
+}
+
+function urlFromTransfer(transfer) {
+  const list = transfer.getData("text/uri-list") || transfer.getData("text/plain") || "";
+  const first = list.split(/\r?\n/).find((line) => line && !line.startsWith("#")) || "";
+  return /^https?:\/\//i.test(first.trim()) ? first.trim() : null;
+}
+
+function wireInputs() {
+  for (const id of ["#file-input", "#camera-input"]) {
+    const input = $(id);
+    input.addEventListener("change", () => {
+      searchFile(input.files[0]);
+      input.value = ""; // choosing the same file again searches again
+    });
+  }
+  const dropzone = $("#dropzone");
+  dropzone.addEventListener("click", (event) => {
+    if (!event.target.closest("label, input")) $("#file-input").click();
+  });
+  dropzone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      $("#file-input").click();
+    }
+  });
+
+  // The whole window takes drops, so a photo dropped beside the box is never opened by the browser.
+  let depth = 0;
+  const overlay = $("#drop-overlay");
+  const isDrag = (event) => [...(event.dataTransfer?.types || [])].some((t) => t === "Files" || t === "text/uri-list");
+  window.addEventListener("dragenter", (event) => {
+    if (!isDrag(event)) return;
+    depth += 1;
+    overlay.hidden = false;
+    dropzone.classList.add("is-over");
+  });
+  window.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) {
+      overlay.hidden = true;
+      dropzone.classList.remove("is-over");
+    }
+  });
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => {
+    event.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    dropzone.classList.remove("is-over");
+    const file = imageFromTransfer(event.dataTransfer);
+    if (file) return searchFile(file);
+    const url = urlFromTransfer(event.dataTransfer);
+    if (url) {
+      $("#url-input").value = url;
+      return searchUrl(url);
+    }
+    showError("Drop an image file, or an image dragged from another page.");
+  });
+
+  document.addEventListener("paste", (event) => {
+    const transfer = event.clipboardData;
+    if (!transfer) return;
+    const file = imageFromTransfer(transfer);
+    if (file) {
+      event.preventDefault();
+      searchFile(file);
+      return;
+    }
+    const text = (transfer.getData("text/plain") || "").trim();
+    const inField = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+    const urlInput = $("#url-input");
+    if (/^https?:\/\/\S+$/i.test(text) && (!inField || (event.target === urlInput && !urlInput.value))) {
+      event.preventDefault();
+      urlInput.value = text;
+      searchUrl(text);
+    }
+  });
+
+  $("#url-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    searchUrl($("#url-input").value);
+  });
+}
+
+function wireControls() {
+  const form = $("#filters");
+  form.addEventListener("change", onFiltersChanged);
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("reset", () => setTimeout(onFiltersChanged, 0));
+  $("#alert-close").addEventListener("click", clearError);
+  $("#prev-page").addEventListener("click", () => movePage(-1));
+  $("#next-page").addEventListener("click", () => movePage(1));
+  window.addEventListener("popstate", route); // fragment links and back/forward
+  $("#query-thumb").addEventListener("error", (event) => { event.target.hidden = true; });
+  const filtersPanel = $("#filters-panel");
+  const narrow = window.matchMedia("(max-width: 860px)");
+  const syncPanel = () => { filtersPanel.open = !narrow.matches; };
+  syncPanel();
+  narrow.addEventListener("change", syncPanel);
+  filtersPanel.querySelector("summary").addEventListener("click", (event) => {
+    if (!narrow.matches) event.preventDefault(); // always open beside the results on wide screens
+  });
+}
+
+wireInputs();
+wireControls();
+loadFacets();
+route();

@@ -1,0 +1,281 @@
+"""End to end: the web page in Debian's Chromium (driven by Playwright) over uvicorn on loopback.
+
+Needs ``pip install playwright`` and ``apt-get install chromium`` (never ``playwright install``).
+Screenshots go to ``test-output/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests", allow_module_level=True)
+
+from playwright import sync_api  # noqa: E402  (after the skip: only a missing browser skips these tests)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo"
+OUT = ROOT / "test-output"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TYPES = {"Tshirts": 6, "Shirts": 4, "Casual Shoes": 4, "Jeans": 4, "Watches": 3, "Handbags": 3}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 demo products of six article types, with prices."""
+    from lookalike.catalog import Catalog
+    from lookalike.sources import read_csv
+
+    with (DEMO / "products.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    picked = [r for kind, n in TYPES.items() for r in [r for r in rows if r["article_type"] == kind][:n]]
+    src = tmp_path_factory.mktemp("browser-src")
+    (src / "images").mkdir()
+    with (src / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*picked[0].keys(), "price"])
+        writer.writeheader()
+        for i, row in enumerate(picked):
+            shutil.copy(DEMO / row["image"], src / row["image"])
+            writer.writerow({**row, "price": f"{19.99 + 7 * i:.2f}"})
+    path = tmp_path_factory.mktemp("catalogs") / "browser"
+    with Catalog.create(path) as cat:
+        assert cat.ingest(read_csv(src / "products.csv")).added == len(picked)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url(catalog_dir: Path) -> Iterator[str]:
+    """uvicorn serving the app on a free loopback port, in a background thread."""
+    import uvicorn
+
+    from lookalike.service import ServiceSettings, create_app
+
+    settings = ServiceSettings(admin_token=None, allow_private_urls=False, cors_origins=[], default_k=24, max_k=100)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(catalog_dir, settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))  # type: ignore[attr-defined]
+    pg.on("console", lambda msg: msg.type == "error" and pg.errors.append(msg.text))  # type: ignore[attr-defined]
+    yield pg
+    context.close()
+
+
+def _result_ids(page: Any) -> list[str]:
+    return page.eval_on_selector_all("#results .card:not(.skeleton)", "cards => cards.map(c => c.dataset.id)")
+
+
+def _wait_for_results(page: Any, previous: list[str] | None = None) -> list[str]:
+    page.wait_for_selector("#results .card:not(.skeleton)")
+    page.wait_for_function("() => document.querySelector('#results').getAttribute('aria-busy') === 'false'")
+    ids = _result_ids(page)
+    if previous is not None:
+        assert ids != previous
+    return ids
+
+
+def test_upload_a_photo_then_click_a_result(page: Any) -> None:
+    OUT.mkdir(exist_ok=True)
+    page.goto("/")
+    page.wait_for_function("() => document.querySelector('#catalog-size').textContent.includes('24 products')")
+    assert page.locator("select[name=article_type] option").count() == 1 + len(TYPES)
+    assert page.locator("#file-input").get_attribute("accept") == "image/*"
+    assert page.locator("#camera-input").get_attribute("capture") == "environment"
+
+    page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    first = _wait_for_results(page)
+    assert len(first) == 24
+    assert page.locator("#results-heading").inner_text() == "tshirt.jpg"
+    assert "lookalikes" in page.locator("#results-meta").inner_text()
+    top_card = page.locator("#results .card").first
+    assert top_card.locator(".card-title").inner_text()
+    assert top_card.locator(".card-price").inner_text()
+    assert float(top_card.locator(".card-score").inner_text()) > 0
+    assert page.locator("#results .card img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.screenshot(path=str(OUT / "browser-upload.png"), full_page=True)
+
+    clicked = page.locator("#results .card").nth(1)
+    clicked_id = clicked.get_attribute("data-id")
+    clicked_title = clicked.locator(".card-title").inner_text()
+    clicked.click()
+    page.wait_for_function(
+        "title => document.querySelector('#results-heading').textContent === title", arg=clicked_title
+    )
+    second = _wait_for_results(page, previous=first)
+    assert clicked_id not in second  # "more like this" leaves the product itself out
+    assert page.locator("#query-kind").inner_text().lower() == "more like this product"
+    assert page.url.endswith(f"#product/{clicked_id}")
+    page.screenshot(path=str(OUT / "browser-results.png"), full_page=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_filters_narrow_the_results(page: Any) -> None:
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "shoes.jpg"))
+    before = _wait_for_results(page)
+    page.select_option("select[name=article_type]", "Watches")
+    after = _wait_for_results(page, previous=before)
+    assert len(after) == TYPES["Watches"]
+    assert page.locator("#filter-count").inner_text() == "1"
+    page.click("#reset-filters")
+    assert len(_wait_for_results(page, previous=after)) == 24
+
+
+def test_bad_file_shows_a_clear_error(page: Any, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.jpg"
+    fake.write_bytes(b"this is not a picture at all")
+    page.goto("/")
+    page.set_input_files("#file-input", str(fake))
+    alert = page.locator("#alert")
+    alert.wait_for(state="visible")
+    assert "That image could not be used" in alert.inner_text()
+    assert "not a recognised image" in alert.inner_text()
+    assert page.locator("#search-progress").is_hidden()
+    assert page.locator("#query-summary").is_hidden() and page.locator("#search-empty").is_visible()
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "browser-error.png"))
+    page.click("#alert-close")
+    assert alert.is_hidden()
+
+    page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    good = _wait_for_results(page)
+    page.set_input_files("#file-input", str(fake))
+    alert.wait_for(state="visible")
+    assert _result_ids(page) == good  # the earlier results stay, still labelled as theirs
+    assert page.locator("#results-heading").inner_text() == "tshirt.jpg"
+    assert page.locator("#query-thumb").evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_paste_and_drop_an_image(page: Any) -> None:
+    page.goto("/")
+    data = list((DEMO / "queries" / "pants.jpg").read_bytes())
+    make_file = "bytes => new File([new Uint8Array(bytes)], 'pasted.jpg', {type: 'image/jpeg'})"
+    page.evaluate(
+        f"""bytes => {{
+            const dt = new DataTransfer(); dt.items.add(({make_file})(bytes));
+            document.dispatchEvent(new ClipboardEvent('paste', {{clipboardData: dt, bubbles: true}}));
+        }}""",
+        data,
+    )
+    pasted = _wait_for_results(page)
+    assert page.locator("#results-heading").inner_text() == "pasted.jpg"
+    page.select_option("select[name=k]", "12")
+    page.evaluate(
+        f"""bytes => {{
+            const dt = new DataTransfer(); dt.items.add(({make_file})(bytes));
+            const zone = document.querySelector('#dropzone');
+            zone.dispatchEvent(new DragEvent('drop', {{dataTransfer: dt, bubbles: true, cancelable: true}}));
+        }}""",
+        list((DEMO / "queries" / "shirt.jpg").read_bytes()),
+    )
+    dropped = _wait_for_results(page, previous=pasted)
+    assert len(dropped) == 12
+
+
+def test_url_search_error_is_shown(page: Any, base_url: str) -> None:
+    page.goto("/")
+    page.fill("#url-input", f"{base_url}/static/favicon.svg")  # loopback: refused by the server
+    page.click("#url-form button")
+    alert = page.locator("#alert")
+    alert.wait_for(state="visible")
+    assert "not allowed" in alert.inner_text()
+
+
+def test_browse_and_pick_a_product(page: Any) -> None:
+    page.goto("/#browse")
+    page.wait_for_selector("#browse-grid .card:not(.skeleton)")
+    assert page.locator("#page-info").inner_text() == "Page 1 of 1"
+    assert page.locator("#browse-grid .card").count() == 24
+    assert page.locator("#prev-page").is_disabled() and page.locator("#next-page").is_disabled()
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "browser-browse.png"))
+    page.select_option("select[name=gender]", "Women")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#browse-grid .card').length < 24"
+        " && document.querySelector('#browse-grid').getAttribute('aria-busy') === 'false'"
+    )
+    chosen = page.locator("#browse-grid .card").first
+    title = chosen.locator(".card-title").inner_text()
+    with page.expect_response("**/api/search") as response:
+        chosen.click()
+    page.wait_for_function("t => document.querySelector('#results-heading').textContent === t", arg=title)
+    _wait_for_results(page)
+    assert page.locator("#view-browse").is_hidden()
+    hits = response.value.json()["hits"]
+    assert hits and {h["product"]["gender"] for h in hits} == {"Women"}  # the filter carries over
+    page.go_back()
+    page.wait_for_selector("#view-browse:not([hidden])")
+
+
+def test_phone_layout(browser: Any, base_url: str) -> None:
+    OUT.mkdir(exist_ok=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base_url
+    )
+    page = context.new_page()
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "dress.jpg"))
+    _wait_for_results(page)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    assert page.locator("label[for=camera-input]").is_visible()  # "Take photo" on touch screens
+    assert not page.locator("#filters-panel").evaluate("d => d.open")  # filters folded away
+    columns = page.evaluate(
+        "getComputedStyle(document.querySelector('#results')).gridTemplateColumns.split(' ').length"
+    )
+    assert columns == 2
+    page.wait_for_function("() => document.querySelector('#results').getBoundingClientRect().top < innerHeight / 2")
+    page.screenshot(path=str(OUT / "browser-phone.png"), full_page=False)
+    context.close()
