@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-catalog test lint bench clean
+.PHONY: install demo demo-catalog serve test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Idempotent: an unchanged picture is skipped, an interrupted ingest resumes.
 demo-catalog: install
 	$(BIN)/lookalike ingest $(DEMO_CATALOG) --csv data/demo/products.csv
 
+# Build the demo catalogue, show a search from a phone photo, then serve the web app.
 demo: demo-catalog
 	$(BIN)/lookalike search $(DEMO_CATALOG) data/demo/queries/tshirt.jpg -k 10
+	@echo "Serving the web app on http://$(HOST):$(PORT) (API docs at /docs); Ctrl-C to stop."
+	$(BIN)/lookalike serve $(DEMO_CATALOG) --host $(HOST) --port $(PORT)
+
+serve: demo-catalog
+	$(BIN)/lookalike serve $(DEMO_CATALOG) --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/ruff check src tests bench scripts
