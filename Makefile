@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-catalog serve test lint bench clean
+.PHONY: install demo demo-catalog serve test lint bench load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: demo-catalog
 
 serve: demo-catalog
 	$(BIN)/lookalike serve $(DEMO_CATALOG) --host $(HOST) --port $(PORT)
+
+# Load test: 16 concurrent clients for 30 s against the demo catalogue (see docs/reliability.md).
+load: demo-catalog
+	$(BIN)/lookalike serve $(DEMO_CATALOG) --port 8765 --log-level warning & pid=$$!; \
+	$(BIN)/python bench/load.py --url http://127.0.0.1:8765 --clients 16 --duration 30 --wait 120; rc=$$?; \
+	kill $$pid; exit $$rc
 
 test: install
 	$(BIN)/ruff check src tests bench scripts

@@ -21,6 +21,7 @@ from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
 from lookalike.service.schemas import ProductForm, SearchRequest, SearchUpload
 from lookalike.service.settings import ServiceSettings
@@ -73,13 +74,14 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
         version=__version__,
         summary="Visual search for fashion catalogues: find the products that look like a photo.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # install_docs: Swagger UI from local files, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
     install_handlers(app)
     for module in (search, products, facets, health, pages):
         app.include_router(module.router)
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Outermost last: the byte cap sees the request before anything else reads it.

@@ -24,6 +24,10 @@ class BodySizeLimitMiddleware:
     Otherwise the bytes are counted as they arrive and :class:`RequestTooLargeError` is raised from
     ``receive`` as soon as the count passes the cap (chunked uploads, lying clients); the app's
     :class:`LookalikeError` handler turns it into a 413, and so does this middleware if it escapes.
+
+    Any response sent before the request body has been read to its end (a 413 from the cap, a 401 or
+    415 answered without reading the upload) carries ``Connection: close``: otherwise the server would
+    go on reading, and discarding, the rest of the body to keep the connection alive, however long it is.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -37,32 +41,43 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(send, 400, "invalid Content-Length header")
+                    await _send_json(send, 400, "invalid Content-Length header", close=True)
                     return
                 if declared > self.max_bytes:
                     await _send_json(send, 413, self._message(), close=True)
                     return
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
         received = 0
+        body_done = not has_body
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise RequestTooLargeError(self._message())
+                body_done = body_done or not message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                body_done = True
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if not body_done:  # the rest of the body is never read: hang up after this response
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:

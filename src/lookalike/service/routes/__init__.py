@@ -1,5 +1,5 @@
-"""One APIRouter per resource."""
+"""One APIRouter per resource (and the offline API docs page)."""
 
-from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes import docs, facets, health, pages, products, search
 
-__all__ = ["facets", "health", "pages", "products", "search"]
+__all__ = ["docs", "facets", "health", "pages", "products", "search"]
