@@ -20,7 +20,7 @@ TRIALS = 20
 INGEST = """
 import sys
 from lookalike import Catalog, read_csv
-cat = Catalog.create(sys.argv[1], exist_ok=True)
+cat = Catalog.create(sys.argv[1], extractor="efficientnet-lite0", exist_ok=True)
 def show(p):
     print("COMMITTED", " ".join(p.committed_ids), flush=True)
 print("READY", flush=True)

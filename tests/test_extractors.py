@@ -185,3 +185,16 @@ def test_lite2_exports_and_embeds_at_260(tmp_path, monkeypatch):
     v = ext.embed([load_image(PHOTOS / "shoes.jpg")])
     assert v.shape == (1, 1280)
     np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
+
+
+def test_default_extractor_is_the_trained_fashion_model():
+    from lookalike import DEFAULT_EXTRACTOR
+    from lookalike.extractors import extractor_spec
+
+    assert DEFAULT_EXTRACTOR == "lookalike-fashion"
+    spec = extractor_spec(DEFAULT_EXTRACTOR)
+    assert spec.available and spec.dim == 256
+    ext = create_extractor(DEFAULT_EXTRACTOR)
+    v = ext.embed([load_image(PHOTOS / "shoes.jpg")])
+    assert v.shape == (1, 256)
+    np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)

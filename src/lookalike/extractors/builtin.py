@@ -12,9 +12,9 @@ from lookalike.extractors.base import Extractor, PreprocessCfg
 from lookalike.extractors.export import EFFICIENTNET_VARIANTS
 from lookalike.extractors.registry import register_extractor
 
-__all__ = ["DEFAULT_EXTRACTOR", "find_model_file"]
+__all__ = ["DEFAULT_EXTRACTOR", "FASHION_MODEL", "find_model_file"]
 
-DEFAULT_EXTRACTOR = "efficientnet-lite0"
+DEFAULT_EXTRACTOR = "lookalike-fashion"
 
 
 def find_model_file(filename: str) -> Path | None:
@@ -71,6 +71,29 @@ def _make_efficientnet(variant: str) -> Any:
 
 for _variant in EFFICIENTNET_VARIANTS:
     _make_efficientnet(_variant)
+
+
+FASHION_MODEL = "lookalike-fashion"
+
+
+@register_extractor(
+    FASHION_MODEL,
+    description="EfficientNet-Lite0 (224px) + fashion metric-learning head from `lookalike train`, 256-d",
+    dim=256,
+    is_available=lambda: find_model_file(f"{FASHION_MODEL}.onnx") is not None,
+)
+def _lookalike_fashion(**kwargs: Any) -> Extractor:
+    """The trained fashion embedding (the preprocessing it was trained and evaluated with)."""
+    from lookalike.extractors.onnx import OnnxExtractor
+
+    path = find_model_file(f"{FASHION_MODEL}.onnx")
+    if path is None:
+        raise ModelLoadError(
+            f"no {FASHION_MODEL}.onnx in {', '.join(str(d) for d in model_dirs())}; "
+            "train one with `lookalike train --install`"
+        )
+    cfg = PreprocessCfg(size=224, resize_mode="center_crop", mean=(127.0,) * 3, std=(128.0,) * 3)
+    return OnnxExtractor(FASHION_MODEL, path, cfg, **kwargs)
 
 
 @register_extractor("colour-histogram", description="Region-based HSV colour histogram (CBIR baseline)", dim=360)
