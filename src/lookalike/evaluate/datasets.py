@@ -35,6 +35,7 @@ __all__ = [
     "default_datasets_root",
     "photo_task",
     "resolve_datasets_root",
+    "split_contributors",
     "subsample_queries",
 ]
 
@@ -203,12 +204,34 @@ def catalog_gallery(root: Path) -> tuple[ImageSet, tuple[str, ...]]:
 
 
 # --- task 2: shopper's photo -> catalogue -----------------------------------------------------------
-def photo_task(root: str | os.PathLike[str] | None = None) -> EvalTask:
+def split_contributors(senders: Sequence[str], seed: int = 0, train_fraction: float = 0.5) -> set[str]:
+    """Seeded split of contributors (one entry of ``senders`` per photo): the returned senders, about
+    ``train_fraction`` of the photos taken in a seeded random order, may be trained on; the others are
+    held out. ``lookalike train`` and the ``photo-heldout`` task share this split."""
+    counts: dict[str, int] = {}
+    for s in senders:
+        counts[s] = counts.get(s, 0) + 1
+    ordered = sorted(counts)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    chosen: set[str] = set()
+    total, target = 0, train_fraction * len(senders)
+    for i in order:
+        s = ordered[i]
+        if total + counts[s] > target and chosen:
+            continue
+        chosen.add(s)
+        total += counts[s]
+    return chosen
+
+
+def photo_task(root: str | os.PathLike[str] | None = None, heldout_seed: int | None = None) -> EvalTask:
     """Shopper's photos -> all catalogue products; relevant when the product's articleType is one of the
     types that ``label_to_articletype.json`` lists for the photo's label.
 
     Labels Body, Undershirt and Blazer, and labels missing from the map ('Not sure', 'Skip', 'Other'),
-    are dropped.
+    are dropped. With ``heldout_seed``, only the photos of the contributors that
+    :func:`split_contributors` (with that seed) holds out from training are queries (task
+    ``photo-heldout``).
     """
     base = resolve_datasets_root(root)
     folder = base / PHOTO_DATASET
@@ -219,6 +242,11 @@ def photo_task(root: str | os.PathLike[str] | None = None) -> EvalTask:
     rows = _read_csv(folder / "labels.csv")
     image_col = _column(rows, ("image_path", "image"), folder / "labels.csv", "image")
     kept = [r for r in rows if r["label"] in mapping and r["label"] not in DROPPED_PHOTO_LABELS]
+    name = "photo"
+    if heldout_seed is not None:
+        trained = split_contributors([r["sender_id"] for r in kept], seed=heldout_seed)
+        kept = [r for r in kept if r["sender_id"] not in trained]
+        name = "photo-heldout"
     dropped: dict[str, int] = {}
     for r in rows:
         if r["label"] not in mapping or r["label"] in DROPPED_PHOTO_LABELS:
@@ -234,8 +262,10 @@ def photo_task(root: str | os.PathLike[str] | None = None) -> EvalTask:
     labels = tuple(r["label"] for r in kept)
     crit = Criterion("type", types, tuple(frozenset(mapping[lab]) for lab in labels))
     return EvalTask(
-        name="photo",
-        description=f"shopper's photo ({PHOTO_DATASET}) -> all {len(gallery):,} catalogue products",
+        name=name,
+        description=f"shopper's photo ({PHOTO_DATASET}"
+        + (f", contributors held out from training, seed {heldout_seed}" if heldout_seed is not None else "")
+        + f") -> all {len(gallery):,} catalogue products",
         queries=queries,
         gallery=gallery,
         criteria=(crit,),

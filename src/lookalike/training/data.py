@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from lookalike.errors import SourceError
 
 __all__ = [
@@ -95,21 +93,11 @@ def load_photos(root: Path) -> list[PhotoItem]:
 
 def split_senders(photos: list[PhotoItem], seed: int, train_fraction: float = 0.5) -> set[str]:
     """Seeded split of contributors: the returned senders (about ``train_fraction`` of the photos,
-    taken in a seeded random order) may be trained on; all others are held out."""
-    counts: dict[str, int] = {}
-    for p in photos:
-        counts[p.sender] = counts.get(p.sender, 0) + 1
-    senders = sorted(counts)
-    order = np.random.default_rng(seed).permutation(len(senders))
-    chosen: set[str] = set()
-    total, target = 0, train_fraction * len(photos)
-    for i in order:
-        s = senders[i]
-        if total + counts[s] > target and chosen:
-            continue
-        chosen.add(s)
-        total += counts[s]
-    return chosen
+    taken in a seeded random order) may be trained on; all others are held out (the evaluation's
+    ``photo-heldout`` task uses the same split)."""
+    from lookalike.evaluate.datasets import split_contributors
+
+    return split_contributors([p.sender for p in photos], seed=seed, train_fraction=train_fraction)
 
 
 class Vocab:
