@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import csv
 import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from lookalike import Catalog
 
 DATA = Path(__file__).parent / "data"
 PRODUCTS_DIR = DATA / "products"
 PRODUCTS_CSV = PRODUCTS_DIR / "products.csv"
 PHOTOS = DATA / "photos"
+BACKENDS = ("embedded", "milvus")
+# Settings that would point the CLI (or new Milvus collections) elsewhere than the tests expect.
+BACKEND_ENV = (
+    "LOOKALIKE_BACKEND",
+    "LOOKALIKE_MILVUS_URI",
+    "LOOKALIKE_MILVUS_TOKEN",
+    "LOOKALIKE_IMAGES_DIR",
+    "LOOKALIKE_MILVUS_INDEX",
+    "LOOKALIKE_MILVUS_INDEX_PARAMS",
+    "LOOKALIKE_MILVUS_SEARCH_PARAMS",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +37,8 @@ def _isolated_model_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     home = tmp_path_factory.getbasetemp() / "lookalike-home"
     monkeypatch.setenv("LOOKALIKE_HOME", str(home))
     monkeypatch.setenv("LOOKALIKE_MODEL_DIR", str(home / "models"))
+    for name in BACKEND_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +83,54 @@ def new_catalog(tmp_path: Path, lite0):
     cat = Catalog.create(tmp_path / "cat", extractor=lite0)
     yield cat
     cat.close()
+
+
+# --- catalogues on either backend -----------------------------------------------------------------
+class CatalogMaker:
+    """Creates and reopens catalogues on one backend; every catalogue gets a fresh, unique name.
+
+    Milvus catalogues are collections of the session's Milvus Lite database (one in-process server).
+    """
+
+    def __init__(self, backend: str, root: Path, milvus_uri: str) -> None:
+        self.backend = backend
+        self.root = root
+        self.milvus_uri = milvus_uri
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that select this backend in ``Catalog.create``/``Catalog.open``."""
+        return {} if self.backend == "embedded" else {"backend": "milvus", "uri": self.milvus_uri}
+
+    def location(self, name: str = "cat") -> str | Path:
+        """A new, unused catalogue location: a directory, or a collection name."""
+        unique = f"{name}_{uuid.uuid4().hex[:10]}"
+        return self.root / unique if self.backend == "embedded" else unique
+
+    def create(self, name: str = "cat", extractor: Any = "colour-histogram", **kwargs: Any) -> Catalog:
+        from lookalike import Catalog
+
+        return Catalog.create(self.location(name), extractor=extractor, **self.options, **kwargs)
+
+    def open(self, where: Any, extractor: Any = None, **kwargs: Any) -> Catalog:
+        """Open a catalogue again: ``where`` is a Catalog or a location."""
+        from lookalike import Catalog
+
+        path = where.path if isinstance(where, Catalog) else where
+        return Catalog.open(path, extractor=extractor, **self.options, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's Milvus Lite database: its server starts on first use and serves every test."""
+    return str(tmp_path_factory.mktemp("milvus") / "lite.db")
+
+
+@pytest.fixture(scope="session")
+def catalog_maker(tmp_path_factory: pytest.TempPathFactory, milvus_uri: str) -> Callable[[str], CatalogMaker]:
+    """``catalog_maker("embedded")`` or ``catalog_maker("milvus")``: a :class:`CatalogMaker`."""
+
+    def make(backend: str) -> CatalogMaker:
+        return CatalogMaker(backend, tmp_path_factory.mktemp(f"catalogs-{backend}"), milvus_uri)
+
+    return make

@@ -14,6 +14,7 @@ import pytest
 from lookalike import Catalog, Filters, Product, read_csv, read_folder
 from lookalike.errors import (
     CatalogError,
+    CatalogExistsError,
     CatalogNotFoundError,
     InvalidQueryError,
     ModelMismatchError,
@@ -22,7 +23,34 @@ from lookalike.errors import (
 )
 from lookalike.index import FaissIndex, FlatIndex
 
-from .conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR
+from .conftest import BACKENDS, PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, CatalogMaker
+
+
+# --- catalogues on both backends ------------------------------------------------------------------
+# Tests of catalogue behaviour take `catalogs`, `built_catalog` or `new_catalog` and run once on the
+# embedded backend (SQLite + FAISS) and once on Milvus (Milvus Lite, one server for the session).
+# Tests of embedded internals (FAISS checkpoints, SIGKILL) build their catalogues themselves.
+@pytest.fixture(scope="module", params=BACKENDS)
+def catalogs(request, catalog_maker) -> CatalogMaker:
+    return catalog_maker(request.param)
+
+
+@pytest.fixture(scope="module")
+def built_catalog(catalogs, lite0):
+    """A read-mostly catalogue of the 16 test products, on each backend."""
+    cat = catalogs.create("shared", extractor=lite0)
+    report = cat.ingest(read_csv(PRODUCTS_CSV), batch_size=5)
+    assert report.added == 16 and not report.failed
+    yield cat
+    cat.close()
+
+
+@pytest.fixture()
+def new_catalog(catalogs, lite0):
+    """A fresh empty catalogue, on each backend."""
+    cat = catalogs.create("cat", extractor=lite0)
+    yield cat
+    cat.close()
 
 
 # --- round trip and search ------------------------------------------------------------------------
@@ -190,7 +218,7 @@ def test_deleted_product_can_come_back(new_catalog, products_copy):
 
 def test_image_path_stays_inside_the_catalogue(built_catalog):
     p = built_catalog.image_path("13466")
-    assert built_catalog.path.resolve() in p.parents and p.is_file()
+    assert built_catalog.images_dir.resolve() in p.parents and p.is_file()
     with pytest.raises(ProductNotFoundError):
         built_catalog.image_path("../../etc/passwd")
 
@@ -234,7 +262,7 @@ def test_interrupted_ingest_resumes(new_catalog):
 CRASH_SCRIPT = """
 import sys, lookalike
 from lookalike import Catalog, read_csv
-cat = Catalog.create(sys.argv[1], exist_ok=True)
+cat = Catalog.create(sys.argv[1], extractor="efficientnet-lite0", exist_ok=True)
 def show(p):
     print("COMMITTED", " ".join(p.committed_ids), flush=True)
 cat.ingest(read_csv(sys.argv[2]), batch_size=3, progress=show)
@@ -288,10 +316,9 @@ def test_missing_or_corrupt_index_is_rebuilt_from_the_store(tmp_path, lite0):
         assert len(cat.index) == 16
 
 
-def test_a_second_reader_sees_writes_without_reopening(tmp_path, lite0):
-    path = tmp_path / "cat"
-    writer = Catalog.create(path, extractor=lite0)
-    reader = Catalog.open(path, extractor=lite0)
+def test_a_second_reader_sees_writes_without_reopening(catalogs, lite0):
+    writer = catalogs.create(extractor=lite0)
+    reader = catalogs.open(writer, extractor=lite0)
     try:
         writer.ingest(read_csv(PRODUCTS_CSV))
         assert reader.search(PRODUCTS_DIR / "images/13466.jpg", k=1)[0].id == "13466"
@@ -303,14 +330,24 @@ def test_a_second_reader_sees_writes_without_reopening(tmp_path, lite0):
 
 
 # --- opening and creating ------------------------------------------------------------------------
-def test_open_missing_catalogue(tmp_path):
+def test_open_missing_catalogue(catalogs):
     with pytest.raises(CatalogNotFoundError):
-        Catalog.open(tmp_path / "nothing")
+        catalogs.open(catalogs.location("nothing"))
 
 
-def test_open_with_another_extractor_is_refused(built_catalog):
+def test_open_with_another_extractor_is_refused(built_catalog, catalogs):
     with pytest.raises(ModelMismatchError, match="efficientnet-lite0"):
-        Catalog.open(built_catalog.path, extractor="colour-histogram")
+        catalogs.open(built_catalog, extractor="colour-histogram")
+
+
+def test_create_twice_is_refused_unless_exist_ok(catalogs):
+    with catalogs.create() as cat:
+        with pytest.raises(CatalogExistsError):
+            Catalog.create(cat.path, extractor="colour-histogram", **catalogs.options)
+        with Catalog.create(cat.path, extractor="colour-histogram", exist_ok=True, **catalogs.options) as again:
+            assert again.extractor_name == "colour-histogram"
+        with pytest.raises(ModelMismatchError):
+            Catalog.create(cat.path, extractor="efficientnet-lite0", exist_ok=True, **catalogs.options)
 
 
 def test_create_refuses_a_non_empty_foreign_directory(tmp_path):
@@ -319,22 +356,45 @@ def test_create_refuses_a_non_empty_foreign_directory(tmp_path):
         Catalog.create(tmp_path, extractor="colour-histogram")
 
 
-def test_colour_histogram_catalogue_ranks_by_colour(tmp_path):
-    with Catalog.create(tmp_path / "hist", extractor="colour-histogram") as cat:
+def test_colour_histogram_catalogue_ranks_by_colour(catalogs):
+    with catalogs.create("hist", extractor="colour-histogram") as cat:
         cat.ingest(read_csv(PRODUCTS_CSV))
         assert cat.dim == 360
         assert cat.search(PRODUCTS_DIR / "images/10773.jpg", k=1)[0].id == "10773"
-    with Catalog.open(tmp_path / "hist") as cat:  # extractor comes from the manifest
+    with catalogs.open(cat) as cat:  # extractor comes from the manifest
         assert cat.extractor.name == "colour-histogram"
 
 
-def test_info_reports_size_and_counts(built_catalog):
+def test_info_reports_size_and_counts(built_catalog, catalogs):
     info = built_catalog.info()
     assert info["products"] == 16 and info["extractor"] == "efficientnet-lite0" and info["bytes_on_disk"] > 0
+    assert info["backend"] == catalogs.backend and info["ingest_errors"] == 0
+
+
+def test_facets_count_values_case_insensitively(new_catalog):
+    new_catalog.ingest(read_csv(PRODUCTS_CSV))
+    image = PRODUCTS_DIR / "images/18990.jpg"
+    new_catalog.upsert(Product(id="loud", colour="BLACK", article_type="Tshirts", price=5.0), image.read_bytes())
+    facets = new_catalog.facets()
+    assert set(facets) == {"category", "subcategory", "article_type", "gender", "colour", "brand", "price"}
+    colours = [(value.lower(), n) for value, n in facets["colour"]]
+    assert colours[0] == ("black", 5) and len(colours) == len(set(colours))  # one group, most frequent first
+    assert sum(n for _, n in colours) == 17
+    assert facets["article_type"][0] == ("Tshirts", 6) and facets["subcategory"] == []
+    assert facets["price"] == [("min", 5.0), ("max", 210.0)]
+    assert new_catalog.count(Filters(colour="black")) == 5
+
+
+def test_products_pages_cover_every_product_once(built_catalog):
+    pages = [built_catalog.products(offset=o, limit=5) for o in range(0, 20, 5)]
+    ids = [p.id for page in pages for p in page]
+    assert [len(page) for page in pages] == [5, 5, 5, 1] and len(set(ids)) == 16
+    shirts = built_catalog.products(Filters(article_type="TSHIRTS"), limit=50)
+    assert len(shirts) == 5 and all(p.article_type == "Tshirts" for p in shirts)
 
 
 # --- sources --------------------------------------------------------------------------------------
-def test_folder_ingest_uses_paths_as_ids_and_subfolders_as_categories(tmp_path, lite0):
+def test_folder_ingest_uses_paths_as_ids_and_subfolders_as_categories(tmp_path, lite0, catalogs):
     src = tmp_path / "pics"
     (src / "shoes").mkdir(parents=True)
     shutil.copy(PRODUCTS_DIR / "images/17831.jpg", src / "shoes" / "a.jpg")
@@ -343,7 +403,7 @@ def test_folder_ingest_uses_paths_as_ids_and_subfolders_as_categories(tmp_path, 
     records = list(read_folder(src))
     assert [r.product.id for r in records] == ["b", "shoes/a"]
     assert records[1].product.category == "shoes"
-    with Catalog.create(tmp_path / "cat", extractor=lite0) as cat:
+    with catalogs.create(extractor=lite0) as cat:
         assert cat.ingest(records).added == 2
         assert cat.search(src / "shoes" / "a.jpg", k=1)[0].id == "shoes/a"
 
@@ -407,5 +467,3 @@ def test_unreadable_source_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no image files"):
         list(read_folder(tmp_path / "empty"))
-
-

@@ -58,7 +58,7 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory, tiny_rows: list[dict[
             shutil.copy(DEMO / row["image"], src / row["image"])
             writer.writerow(row)
     path = tmp_path_factory.mktemp("catalogs") / "tiny"
-    with Catalog.create(path) as cat:
+    with Catalog.create(path, extractor="efficientnet-lite0") as cat:  # score thresholds below are for it
         report = cat.ingest(read_csv(src / "products.csv"))
     assert report.added == len(tiny_rows) and not report.failed
     return path

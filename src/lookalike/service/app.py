@@ -36,8 +36,13 @@ _BODY_MODELS = (SearchUpload, SearchRequest, ProductForm)
 
 def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Catalog:
     """Open the catalogue with the service's limits and load its model (and run it once, to warm up)."""
+    backend: dict[str, object] = {}
+    if settings.backend != "embedded":
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+        backend = {"backend": settings.backend, "uri": settings.milvus_uri, "token": token}
     catalog = Catalog.open(
         path,
+        **backend,  # type: ignore[arg-type]
         decode_limits=DecodeLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels),
         fetch_settings=FetchSettings(
             allow_private=settings.allow_private_urls,

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     )
     default_k: int = Field(default=24, ge=1, description="Results returned when a search gives no k.")
     max_k: int = Field(default=100, ge=1, le=1000, description="Most results one search may ask for.")
+    backend: str = Field(default="embedded", pattern="^(embedded|milvus)$", description="Catalogue backend.")
+    milvus_uri: str | None = Field(default=None, description="Milvus: a Milvus Lite file or http://host:19530.")
+    milvus_token: SecretStr | None = Field(default=None, description="Milvus: user:password or an API key.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
