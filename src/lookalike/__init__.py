@@ -8,9 +8,9 @@
 
 __version__ = "0.1.0"
 
-from lookalike.catalog import Catalog, IngestProgress, IngestReport  # noqa: E402
-from lookalike.errors import LookalikeError  # noqa: E402
-from lookalike.extractors import (  # noqa: E402
+from lookalike.catalog import Catalog, IngestProgress, IngestReport
+from lookalike.errors import LookalikeError
+from lookalike.extractors import (
     DEFAULT_EXTRACTOR,
     Extractor,
     PreprocessCfg,
@@ -19,8 +19,8 @@ from lookalike.extractors import (  # noqa: E402
     register_extractor,
     register_onnx_model,
 )
-from lookalike.product import Filters, Hit, Product  # noqa: E402
-from lookalike.sources import IngestRecord, read_csv, read_folder  # noqa: E402
+from lookalike.product import Filters, Hit, Product
+from lookalike.sources import IngestRecord, read_csv, read_folder
 
 __all__ = [
     "DEFAULT_EXTRACTOR",

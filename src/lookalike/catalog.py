@@ -11,21 +11,33 @@ pipeline, the pictures and the search API.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import io
 import json
+import multiprocessing
+import multiprocessing.context
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+try:  # POSIX: pictures are locked across processes too (a CLI ingest beside a server)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: across threads only
+    fcntl = None  # type: ignore[assignment]
 
 from lookalike import __version__
 from lookalike.backends.base import CatalogBackend, UpsertItem
@@ -39,7 +51,8 @@ from lookalike.errors import (
     ModelMismatchError,
     ProductNotFoundError,
 )
-from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor, extractor_spec
+from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor, extractor_spec
+from lookalike.extractors.quantize import preferred_extractor
 from lookalike.imaging import (
     DecodeLimits,
     FetchSettings,
@@ -48,6 +61,7 @@ from lookalike.imaging import (
     open_image_bytes,
     read_image_bytes,
 )
+from lookalike.index import IndexPolicy
 from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
 
@@ -104,7 +118,7 @@ class IngestProgress:
 class _Prepared:
     record: IngestRecord
     action: str  # "embed", "meta", "skip", "fail"
-    array: np.ndarray | None = None
+    array: np.ndarray | None = None  # the model input, or uint8 pixels (HWC) for the batched fast path
     sha: str | None = None
     data: bytes | None = None
     fmt: str | None = None
@@ -137,9 +151,11 @@ class Catalog:
         decode_limits: DecodeLimits | None = None,
         fetch_settings: FetchSettings | None = None,
         images_dir: Path | None = None,
+        index_policy: IndexPolicy | None = None,
     ) -> None:
         """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
-        collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``)."""
+        collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
+        index follows ``index_policy`` (default: the one in the manifest)."""
         self.path = path
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
@@ -147,7 +163,11 @@ class Catalog:
         self.fetch_settings = fetch_settings or FetchSettings()
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
-        self.backend: CatalogBackend = backend if backend is not None else EmbeddedBackend(path, self.dim)
+        self._pictures_lock = threading.RLock()
+        if backend is None:
+            policy = index_policy or IndexPolicy.from_dict(manifest.get("index", {}).get("policy"))
+            backend = EmbeddedBackend(path, self.dim, policy)
+        self.backend: CatalogBackend = backend
         self.images_dir = images_dir if images_dir is not None else path / "images"
 
     @property
@@ -165,7 +185,7 @@ class Catalog:
     def create(
         cls,
         path: str | os.PathLike[str],
-        extractor: str | Extractor = DEFAULT_EXTRACTOR,
+        extractor: str | Extractor | None = None,
         exist_ok: bool = False,
         backend: str = "embedded",
         uri: str | None = None,
@@ -175,8 +195,12 @@ class Catalog:
         """Create a catalogue at ``path`` for ``extractor`` (or open it when it exists and ``exist_ok``).
 
         With ``backend="milvus"``, ``path`` names the collection and ``uri`` the Milvus server
-        (``http://host:19530``) or a local Milvus Lite file (``./catalog.db``).
+        (``http://host:19530``) or a local Milvus Lite file (``./catalog.db``). No ``extractor``: the
+        default model, or its INT8 variant when that was measured within 0.01 mP@10 of it
+        (:func:`lookalike.extractors.quantize.preferred_extractor`).
         """
+        if extractor is None and not (exist_ok and backend == "embedded" and (Path(path) / MANIFEST).exists()):
+            extractor = preferred_extractor(DEFAULT_EXTRACTOR)
         if backend == "milvus":
             from lookalike.backends.milvus import create_milvus_catalog
 
@@ -192,9 +216,11 @@ class Catalog:
             raise CatalogError(f"{root} exists and is not a directory")
         if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".")):
             raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
-        ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor)
+        ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor or DEFAULT_EXTRACTOR)
         root.mkdir(parents=True, exist_ok=True)
-        manifest = new_manifest(ext, {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine"})
+        policy = kwargs.get("index_policy") or IndexPolicy()
+        index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
+        manifest = new_manifest(ext, index)
         _atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
         (root / "images").mkdir(exist_ok=True)
@@ -260,7 +286,9 @@ class Catalog:
         self.close()
 
     def close(self) -> None:
-        """Checkpoint the index if it moved, and close the backend."""
+        """Checkpoint the index if it moved, record its type in the manifest, and close the backend."""
+        with contextlib.suppress(LookalikeError, OSError):
+            self._record_index()
         self.backend.close()
 
     # --- consistency ------------------------------------------------------------------------------
@@ -273,6 +301,20 @@ class Catalog:
     def checkpoint(self) -> None:
         """Persist the index (embedded backend); a no-op where the backend persists by itself."""
         self.backend.checkpoint()
+        self._record_index()
+
+    def _record_index(self) -> None:
+        """Keep the manifest's ``index`` entry (type, IVF shape) in step with the embedded index."""
+        if not isinstance(self.backend, EmbeddedBackend) or not (self.path / MANIFEST).is_file():
+            return
+        desc = self.backend.describe()
+        entry = dict(self.manifest.get("index", {}))
+        wanted = {**entry, "type": desc["index"], "params": desc.get("index_params", {})}
+        wanted.setdefault("policy", self.backend.policy.to_dict())
+        if wanted == entry:
+            return
+        self.manifest["index"] = wanted
+        _atomic_write(self.path / MANIFEST, (json.dumps(self.manifest, indent=2) + "\n").encode())
 
     def verify(self) -> dict[str, Any]:
         """Check that the index and the product store hold the same products."""
@@ -302,6 +344,37 @@ class Catalog:
             _atomic_write(target, data)
         return rel
 
+    @contextlib.contextmanager
+    def _pictures_locked(self) -> Iterator[None]:
+        """Hold while storing pictures and committing the rows that use them, and while deleting rows and
+        removing the pictures nobody uses any more (threads and, on POSIX, processes). Pictures are
+        content-addressed and shared, so without it a delete could remove a picture that an ingest had
+        found already on disk and was about to commit a product for."""
+        with self._pictures_lock:
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.images_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _save_images(
+        self, preps: list[_Prepared], io_pool: ThreadPoolExecutor | None
+    ) -> dict[int, str | LookalikeError | OSError]:
+        """:meth:`_save_image` for a batch, concurrently (each new file is fsynced; fsyncs issued together
+        cost about one): ``id(prep)`` -> relative path or the error."""
+
+        def save(p: _Prepared) -> str | LookalikeError | OSError:
+            try:
+                return self._save_image(p)
+            except (LookalikeError, OSError) as exc:
+                return exc
+
+        results = io_pool.map(save, preps) if io_pool is not None and len(preps) > 1 else map(save, preps)
+        return {id(p): r for p, r in zip(preps, results, strict=True)}
+
     def image_path(self, product_id: str) -> Path:
         """The stored picture of a product (always inside the catalogue's picture folder)."""
         rel = self.store.image_file_of(product_id)
@@ -322,29 +395,18 @@ class Catalog:
             return data
         return read_image_bytes(source, self.decode_limits)
 
-    def _prepare(self, record: IngestRecord, state: Any, refresh: bool) -> _Prepared:
-        src = record.source
-        if not src:
-            return _Prepared(record, "fail", error="no image given for this product")
-        meta_same = state is not None and state.meta_hash == record.product.metadata_hash()
-        is_url = src.lower().startswith(("http://", "https://"))
-        if state is not None and not refresh and is_url and state.image == src and state.image_sha:
-            return _Prepared(record, "skip" if meta_same else "meta")
-        try:
-            data = self._load_bytes(src)
-            sha = hashlib.sha256(data).hexdigest()
-            if state is not None and not refresh and state.image_sha == sha:
-                return _Prepared(record, "skip" if meta_same else "meta")
-            extractor = self.extractor
-            size = extractor.preprocess_cfg.size if extractor.preprocess_cfg else None
-            img = open_image_bytes(data, self.decode_limits, draft_size=size, name=Path(src).name)
-            fmt, _ = image_format(data)
-            arr = extractor.preprocess(img)
-            return _Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None)
-        except LookalikeError as exc:
-            return _Prepared(record, "fail", error=str(exc))
-        except Exception as exc:  # a bug in a decoder must not stop the whole ingest
-            return _Prepared(record, "fail", error=f"unexpected {type(exc).__name__}: {exc}")
+    def _preparer(self, processes: bool) -> _Preparer:
+        """What the decode workers run. The fast path (worker processes) needs a plain
+        :class:`PreprocessCfg`: workers return resized uint8 pixels, normalised here per batch."""
+        cfg = self.extractor.preprocess_cfg
+        fast = _fast_cfg(self.extractor)
+        return _Preparer(
+            self.decode_limits,
+            self.fetch_settings,
+            cfg.size if cfg is not None else None,
+            fast,
+            None if processes and fast is not None else self.extractor,
+        )
 
     def ingest(
         self,
@@ -353,78 +415,139 @@ class Catalog:
         workers: int | None = None,
         refresh: bool = False,
         progress: Callable[[IngestProgress], None] | None = None,
+        processes: bool | None = None,
     ) -> IngestReport:
         """Add or update products in batches; each batch is one transaction (resumable).
 
         Unchanged products (same picture bytes, same metadata) are skipped without decoding, so running
         the same ingest again after an interruption finishes the rest. A product whose picture cannot
         be read is reported in ``IngestReport.failed`` and skipped; the rest of its batch goes on.
+
+        A pipeline: ``workers`` worker processes (``processes=True``; the default on Linux for ingests
+        of more than 256 records with a model whose preprocessing is a plain :class:`PreprocessCfg`) or
+        threads read, hash, decode (JPEG ``draft``) and resize pictures two batches ahead; this thread
+        normalises each batch and runs the model on it; a writer thread stores the batch's pictures
+        (concurrently) and then its rows (one transaction) while the model works on the next batch.
+        ``progress`` is called here, after each commit and before the next one starts.
         """
         report = IngestReport()
         start = time.perf_counter()
-        workers = workers or min(8, (os.cpu_count() or 2) + 2)
+        if processes is None:
+            size = len(records) if isinstance(records, Sized) else None
+            processes = (size is None or size > 256) and _fast_cfg(self.extractor) is not None
+        processes = processes and _fast_cfg(self.extractor) is not None and _mp_context() is not None
+        n_workers = workers or (max(2, min(8, _cpus())) if processes else min(8, _cpus() + 2))
+        preparer = self._preparer(processes)
         batches = _batched(records, batch_size)
         done = 0
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-ingest") as pool:
-            pending = self._submit(pool, next(batches, None), refresh)
-            try:
-                while pending is not None:
-                    prepared = [f.result() for f in pending]
-                    pending = self._submit(pool, next(batches, None), refresh)  # decode ahead
-                    committed = self._commit(prepared, report)
-                    done += len(prepared)
-                    if progress is not None:
-                        progress(IngestProgress(done, committed, report))
-            finally:
-                if pending is not None:
-                    for f in pending:
-                        f.cancel()
-                report.seconds = time.perf_counter() - start
-                with contextlib.suppress(LookalikeError, OSError):
-                    self.backend.checkpoint()
+        pool: Executor = (
+            ProcessPoolExecutor(n_workers, mp_context=_mp_context(), initializer=_worker_init, initargs=(os.getpid(),))
+            if processes
+            else ThreadPoolExecutor(n_workers, thread_name_prefix="lookalike-ingest")
+        )
+        chunk = max(1, min(32, -(-batch_size // (2 * n_workers))))
+        pending: deque[list[Future[list[_Prepared]]]] = deque()
+        writing: list[tuple[Future[list[str]], int]] = []  # the commit in flight, and `done` after it
+        io_pool = ThreadPoolExecutor(16, thread_name_prefix="lookalike-pictures")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="lookalike-writer")
+
+        def flush() -> None:
+            while writing:
+                future, upto = writing.pop()
+                committed = future.result()
+                if progress is not None:
+                    progress(IngestProgress(upto, committed, report))
+
+        def step(futures: list[Future[list[_Prepared]]]) -> int:
+            prepared = [p for f in futures for p in f.result()]
+            vectors = self._embed(prepared)  # overlaps the previous batch's commit
+            flush()
+            writing.append((writer.submit(self._commit, prepared, vectors, report, io_pool), done + len(prepared)))
+            return len(prepared)
+
+        try:
+            for batch in batches:
+                pending.append(self._submit(pool, preparer, batch, refresh, chunk))
+                if len(pending) > _AHEAD:
+                    done += step(pending.popleft())
+            while pending:
+                done += step(pending.popleft())
+            flush()
+        finally:
+            for futures in pending:
+                for f in futures:
+                    f.cancel()
+            writer.shutdown(wait=True)  # an interrupted ingest still finishes the commit in flight
+            io_pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+            report.seconds = time.perf_counter() - start
+            with contextlib.suppress(LookalikeError, OSError):
+                self.checkpoint()
         return report
 
     def _submit(
-        self, pool: ThreadPoolExecutor, batch: list[IngestRecord] | None, refresh: bool
-    ) -> list[Future[_Prepared]] | None:
-        if batch is None:
-            return None
+        self,
+        pool: Executor,
+        preparer: _Preparer,
+        batch: list[IngestRecord],
+        refresh: bool,
+        chunk: int,
+    ) -> list[Future[list[_Prepared]]]:
         states = self.store.states([r.product.id for r in batch])
-        return [pool.submit(self._prepare, r, states.get(r.product.id), refresh) for r in batch]
+        items = [(r, states.get(r.product.id)) for r in batch]
+        return [pool.submit(preparer, items[i : i + chunk], refresh) for i in range(0, len(items), chunk)]
 
-    def _commit(self, prepared: list[_Prepared], report: IngestReport) -> list[str]:
+    def _model_input(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Stack a batch; uint8 pixels from the fast path are normalised here (see :func:`_normalise`)."""
+        batch = np.stack(arrays)
+        cfg = _fast_cfg(self.extractor)
+        if batch.dtype != np.uint8 or cfg is None:
+            return batch
+        return _normalise(cfg, batch)
+
+    def _embed(self, prepared: list[_Prepared]) -> np.ndarray:
+        """The vectors of a batch's pictures to embed, in order."""
+        arrays = [p.array for p in prepared if p.action == "embed"]
+        if not arrays:
+            return np.zeros((0, self.dim), np.float32)
+        return self.extractor.embed_preprocessed(self._model_input(arrays))  # type: ignore[arg-type]
+
+    def _commit(
+        self,
+        prepared: list[_Prepared],
+        vectors: np.ndarray,
+        report: IngestReport,
+        io_pool: ThreadPoolExecutor | None = None,
+    ) -> list[str]:
+        """Store a batch's pictures, then its rows in one transaction; returns the ids written."""
         to_embed = [p for p in prepared if p.action == "embed"]
-        vectors = (
-            self.extractor.embed_preprocessed(np.stack([p.array for p in to_embed]))  # type: ignore[misc]
-            if to_embed
-            else np.zeros((0, self.dim), np.float32)
-        )
         existing = self.store.states([p.record.product.id for p in prepared])
         items: list[UpsertItem] = []
         errors: list[tuple[str, str | None, str]] = []
         counts = {"added": 0, "updated": 0, "unchanged": 0}
         vec_iter = iter(vectors)
-        for p in prepared:
-            pid = p.record.product.id
-            if p.action == "fail":
-                errors.append((pid, p.record.source, p.error or "unknown error"))
-                continue
-            if p.action == "skip":
-                counts["unchanged"] += 1
-                continue
-            if p.action == "meta":
-                items.append(UpsertItem(p.record.product, None))
-                counts["updated"] += 1
-                continue
-            vec = next(vec_iter)
-            try:
-                rel = self._save_image(p)
-            except (LookalikeError, OSError) as exc:
-                errors.append((pid, p.record.source, f"cannot store image: {exc}"))
-                continue
-            items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
-            counts["updated" if pid in existing else "added"] += 1
-        self.backend.upsert(items, errors)
+        with self._pictures_locked():
+            saved = self._save_images(to_embed, io_pool)
+            for p in prepared:
+                pid = p.record.product.id
+                if p.action == "fail":
+                    errors.append((pid, p.record.source, p.error or "unknown error"))
+                    continue
+                if p.action == "skip":
+                    counts["unchanged"] += 1
+                    continue
+                if p.action == "meta":
+                    items.append(UpsertItem(p.record.product, None))
+                    counts["updated"] += 1
+                    continue
+                vec = next(vec_iter)
+                rel = saved[id(p)]
+                if isinstance(rel, Exception):
+                    errors.append((pid, p.record.source, f"cannot store image: {rel}"))
+                    continue
+                items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
+                counts["updated" if pid in existing else "added"] += 1
+            self.backend.upsert(items, errors)
         report.added += counts["added"]
         report.updated += counts["updated"]
         report.unchanged += counts["unchanged"]
@@ -445,18 +568,24 @@ class Catalog:
         fmt, _ = image_format(data)
         prep = _Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
         vec = self.extractor.embed([img])[0]
-        rel = self._save_image(prep)
-        existed = self.store.get(product.id) is not None
-        self.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
+        with self._pictures_locked():
+            rel = self._save_image(prep)
+            existed = self.store.get(product.id) is not None
+            self.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
         return "updated" if existed else "added"
 
     def delete(self, product_ids: Sequence[str]) -> int:
         """Delete products by id; returns how many existed. Their pictures go when no product uses them."""
-        n, files = self.backend.delete(list(product_ids))
-        for rel in set(files):
-            if not self.backend.image_file_in_use(rel):
-                with contextlib.suppress(OSError):
-                    (self.images_dir / rel).unlink()
+        root = self.images_dir.resolve()
+        with self._pictures_locked():
+            n, files = self.backend.delete(list(product_ids))
+            for rel in set(files):
+                path = self.images_dir / rel
+                if root not in path.resolve().parents:  # a stored path leading outside: never touch it
+                    continue
+                if not self.backend.image_file_in_use(rel):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
         return n
 
     # --- search --------------------------------------------------------------------------------
@@ -641,6 +770,119 @@ def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None,
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > MAX_K:
         raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
+
+
+_AHEAD = 2  # batches being decoded while the model works on the current one
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 2
+
+
+def _mp_context() -> multiprocessing.context.BaseContext | None:
+    """``fork`` on Linux, else None (threads). Not forkserver or spawn: those re-import the caller's
+    ``__main__`` in every worker, which runs the top level of a script without a ``__main__`` guard.
+    The forked workers only read files, hash, decode and resize (no onnxruntime, no OpenMP), so the
+    model's idle threads in the parent are no hazard to them."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def _worker_init(parent: int) -> None:
+    """In each decode worker: die with the ingest that forked it (``PR_SET_PDEATHSIG``: a SIGKILLed
+    ingest leaves no orphans holding its pipes), and leave Ctrl-C to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _fast_cfg(extractor: Extractor) -> PreprocessCfg | None:
+    """The extractor's preprocessing when it is exactly :meth:`PreprocessCfg.to_array` (so workers can
+    resize and the batch can be normalised at once), else None."""
+    cfg = extractor.preprocess_cfg
+    if cfg is None or type(cfg) is not PreprocessCfg or type(extractor).preprocess is not Extractor.preprocess:
+        return None
+    return cfg
+
+
+@functools.lru_cache(maxsize=8)
+def _lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: ``(v - mean[c]) / std[c]`` for every 8-bit value, computed as to_array does."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    return (values - np.asarray(mean, dtype=np.float32)[:, None]) / np.asarray(std, dtype=np.float32)[:, None]
+
+
+def _normalise(cfg: PreprocessCfg, batch: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) uint8 -> the model's float32 input, bit-identical to :meth:`PreprocessCfg.to_array`:
+    one table lookup per channel, written straight into the output layout (2.3x faster than the
+    arithmetic and transpose)."""
+    lut = _lut(tuple(cfg.mean), tuple(cfg.std))
+    n, h, w, _ = batch.shape
+    if cfg.layout == "NCHW":
+        out = np.empty((n, 3, h, w), dtype=np.float32)
+        for c in range(3):
+            np.take(lut[c], batch[..., c], out=out[:, c], mode="clip")
+    else:
+        out = np.empty((n, h, w, 3), dtype=np.float32)
+        for c in range(3):
+            np.take(lut[c], batch[..., c], out=out[..., c], mode="clip")
+    return out
+
+
+@dataclass(frozen=True)
+class _Preparer:
+    """Reads, hashes, decodes and preprocesses pictures; runs in worker processes or threads.
+
+    With ``fast`` the result is the resized uint8 picture (the parent normalises the batch); otherwise
+    ``extractor.preprocess`` (threads only)."""
+
+    limits: DecodeLimits
+    fetch: FetchSettings
+    draft: int | None
+    fast: PreprocessCfg | None
+    extractor: Extractor | None
+
+    def __call__(self, items: list[tuple[IngestRecord, Any]], refresh: bool) -> list[_Prepared]:
+        return [self.prepare(record, state, refresh) for record, state in items]
+
+    def load(self, source: str) -> bytes:
+        if source.lower().startswith(("http://", "https://")):
+            data, _ = fetch_image_bytes(source, self.fetch)
+            return data
+        return read_image_bytes(source, self.limits)
+
+    def prepare(self, record: IngestRecord, state: Any, refresh: bool) -> _Prepared:
+        src = record.source
+        if not src:
+            return _Prepared(record, "fail", error="no image given for this product")
+        meta_same = state is not None and state.meta_hash == record.product.metadata_hash()
+        is_url = src.lower().startswith(("http://", "https://"))
+        if state is not None and not refresh and is_url and state.image == src and state.image_sha:
+            return _Prepared(record, "skip" if meta_same else "meta")
+        try:
+            data = self.load(src)
+            sha = hashlib.sha256(data).hexdigest()
+            if state is not None and not refresh and state.image_sha == sha:
+                return _Prepared(record, "skip" if meta_same else "meta")
+            img = open_image_bytes(data, self.limits, draft_size=self.draft, name=Path(src).name)
+            fmt = (img.format or "").upper() or image_format(data)[0]
+            if self.fast is not None:
+                arr = np.asarray(self.fast.resize(img.convert("RGB")), dtype=np.uint8)
+            elif self.extractor is not None:
+                arr = self.extractor.preprocess(img)
+            else:  # pragma: no cover - _preparer never builds this
+                raise CatalogError("no preprocessing available in this worker")
+            return _Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None)
+        except LookalikeError as exc:
+            return _Prepared(record, "fail", error=str(exc))
+        except Exception as exc:  # a bug in a decoder must not stop the whole ingest
+            return _Prepared(record, "fail", error=f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _batched(records: Iterable[IngestRecord], size: int) -> Iterator[list[IngestRecord]]:

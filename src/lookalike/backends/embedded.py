@@ -7,14 +7,22 @@ catches up from the store (deleted row ids, changed vectors) before answering, s
 * a server sees another process's ingest or delete without a restart;
 * checkpoints are ``index.<seq>.faiss``, written atomically (temp file, fsync, rename); the newest
   readable one not ahead of the store is loaded, and a missing or corrupt one is rebuilt.
+
+The index type follows :class:`~lookalike.index.IndexPolicy`: exact (``IndexFlatIP``) while the catalogue
+is small, IVF with PQ or SQ8 codes past ``exact_max`` products (or when float32 vectors would not fit the
+memory budget). The switch happens in :meth:`EmbeddedBackend.sync`: the IVF index is trained on a sample of
+the stored vectors and filled from the store in chunks. IVF candidates (``rerank`` of them) are re-scored
+with the exact vectors from the store, so the scores returned are exact cosine similarities.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ import numpy as np
 
 from lookalike.backends.base import ScoredProducts, UpsertItem
 from lookalike.errors import CatalogError
-from lookalike.index import FaissIndex
+from lookalike.index import AnyIndex, FaissIndex, IndexPolicy, load_index, new_index
 from lookalike.product import Filters
 from lookalike.store import ProductStore
 
@@ -31,6 +39,7 @@ __all__ = ["STORE_FILE", "EmbeddedBackend"]
 
 STORE_FILE = "products.db"
 INDEX_RE = re.compile(r"^index\.(\d+)\.faiss$")
+logger = logging.getLogger(__name__)
 
 
 def fsync_dir(path: Path) -> None:
@@ -47,11 +56,12 @@ class EmbeddedBackend(ProductStore):
 
     kind = "embedded"
 
-    def __init__(self, folder: str | os.PathLike[str], dim: int) -> None:
+    def __init__(self, folder: str | os.PathLike[str], dim: int, policy: IndexPolicy | None = None) -> None:
         self.folder = Path(folder)
         super().__init__(self.folder / STORE_FILE, dim, create=True)
         self._lock = threading.RLock()
-        self.index = FaissIndex(dim)
+        self.policy = policy or IndexPolicy()
+        self.index: AnyIndex = FaissIndex(dim)
         self._index_seq = 0
         self._checkpoint_seq = 0
         self._load_index()
@@ -71,7 +81,7 @@ class EmbeddedBackend(ProductStore):
             if seq > store_seq:
                 continue  # ahead of the store: not a state the store can vouch for
             try:
-                self.index = FaissIndex.load(path, self.dim)
+                self.index = load_index(path, self.dim, self.policy.nprobe)
             except CatalogError:
                 continue
             self._index_seq = self._checkpoint_seq = seq
@@ -79,15 +89,45 @@ class EmbeddedBackend(ProductStore):
         self.sync()
 
     def sync(self) -> int:
-        """Bring the in-memory index up to the store's state; returns how many vectors changed."""
+        """Bring the in-memory index up to the store's state; returns how many vectors changed.
+
+        Rebuilds the index instead when the policy wants another type for the store's size."""
         with self._lock:
             if self.seq() == self._index_seq:
                 return 0
-            changes = self.changes_since(self._index_seq)
-            self.index.remove(changes.removed)
-            self.index.add(changes.upsert_ids, changes.upsert_vectors)
-            self._index_seq = changes.seq
-            return int(changes.removed.size + changes.upsert_ids.size)
+            n = self.count()
+            if self.policy.needs_rebuild(self.index.choice(), n, self.dim):
+                return self.rebuild()
+            changed = 0
+            for part in self.iter_changes(self._index_seq):
+                self.index.remove(part.removed)
+                self.index.add(part.upsert_ids, part.upsert_vectors)
+                changed += int(part.removed.size + part.upsert_ids.size)
+                self._index_seq = part.seq
+            return changed
+
+    def rebuild(self) -> int:
+        """Build the index the policy chooses for the store's size from the stored vectors (IVF kinds are
+        trained on a seeded sample of up to ``policy.train_max`` of them); returns how many were added."""
+        with self._lock:
+            started = time.perf_counter()
+            rowids = self.rowids()
+            choice = self.policy.choose(len(rowids), self.dim)
+            training = None
+            if choice.kind != "faiss-flat-ip":
+                rng = np.random.default_rng(len(rowids))
+                take = min(self.policy.train_max, len(rowids))
+                sample = np.sort(rng.choice(rowids, size=take, replace=False)) if take else rowids
+                _, training = self.vectors_by_rowid(sample)
+            index = new_index(self.dim, choice, training, self.policy.nprobe)
+            added, seq = 0, self._index_seq
+            for part in self.iter_changes(0):
+                index.add_new(part.upsert_ids, part.upsert_vectors)
+                added += int(part.upsert_ids.size)
+                seq = part.seq
+            self.index, self._index_seq = index, seq
+            logger.info("index rebuilt as %s (%d vectors) in %.1f s", choice, added, time.perf_counter() - started)
+            return added
 
     def checkpoint(self) -> None:
         """Write the index atomically as ``index.<seq>.faiss`` and drop older checkpoints."""
@@ -120,7 +160,11 @@ class EmbeddedBackend(ProductStore):
         allowed = self.filter_rowids(filters)
         with self._lock:
             self.sync()
-            scores, ids = self.index.search(queries, k, allowed_ids=allowed)
+            approximate = bool(getattr(self.index, "approximate", False))
+            fetch = max(k, self.policy.rerank) if approximate and self.policy.rerank > 0 else k
+            scores, ids = self.index.search(queries, fetch, allowed_ids=allowed)
+        if approximate and self.policy.rerank > 0:
+            scores, ids = self._rerank(queries, ids, k)
         products = self.products_by_rowid({int(i) for i in ids.ravel() if i >= 0})
         out: list[ScoredProducts] = []
         for qi in range(ids.shape[0]):
@@ -131,6 +175,24 @@ class EmbeddedBackend(ProductStore):
                     row.append((prod, float(score)))
             out.append(row)
         return out
+
+    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products of the ANN candidates (vectors from the store); top ``k``, ties by id."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        wanted = np.unique(candidates[candidates >= 0])
+        ids, vecs = self.vectors_by_rowid(wanted)
+        row_of = {int(r): i for i, r in enumerate(ids)}
+        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        out = np.full((q.shape[0], k), -1, dtype=np.int64)
+        for qi in range(q.shape[0]):
+            cand = np.array([c for c in candidates[qi] if c >= 0 and int(c) in row_of], dtype=np.int64)
+            if cand.size == 0:
+                continue
+            sims = vecs[[row_of[int(c)] for c in cand]] @ q[qi]
+            order = np.lexsort((cand, -sims))[:k]
+            scores[qi, : order.size] = sims[order]
+            out[qi, : order.size] = cand[order]
+        return scores, out
 
     # --- checks --------------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
@@ -148,7 +210,18 @@ class EmbeddedBackend(ProductStore):
         }
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.kind, "index": "faiss-flat-ip", "seq": self.seq()}
+        with self._lock:
+            info: dict[str, Any] = {"backend": self.kind, "index": self.index.kind, "seq": self.seq()}
+            choice = self.index.choice()
+            if choice.nlist:
+                info["index_params"] = {
+                    "nlist": choice.nlist,
+                    "pq_m": choice.pq_m,
+                    "nprobe": self.policy.nprobe,
+                    "rerank": self.policy.rerank,
+                }
+            info["index_bytes"] = self.index.nbytes()
+        return info
 
     def close(self) -> None:
         with self._lock:

@@ -27,7 +27,11 @@ class OnnxExtractor(Extractor):
         preprocess_cfg: PreprocessCfg,
         threads: int | None = None,
         batch_size: int = 32,
+        spin: bool | None = None,
     ) -> None:
+        """``threads``: onnxruntime intra-op threads (default: the usable cores, or
+        ``$LOOKALIKE_THREADS``); ``spin``: let idle threads spin-wait between operators (default on; off
+        with ``LOOKALIKE_ORT_SPIN=0``, kinder to other processes on a shared machine)."""
         import onnxruntime as ort
 
         self.name = name
@@ -41,6 +45,9 @@ class OnnxExtractor(Extractor):
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if spin is None:
+            spin = os.environ.get("LOOKALIKE_ORT_SPIN", "1") != "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -1,9 +1,11 @@
-"""FAISS index, the embedded default: exact inner product over an id map."""
+"""FAISS index, the embedded default while a catalogue is small: exact inner product over an id map."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -11,18 +13,84 @@ import numpy as np
 
 from lookalike.errors import CatalogError
 from lookalike.index.base import SearchResult
+from lookalike.index.policy import FLAT, IndexChoice
 
-__all__ = ["FaissIndex"]
+__all__ = ["FaissIndex", "downcast_owned", "empty_result", "read_faiss", "save_faiss", "search_threads"]
+
+_SINGLE_THREAD_BELOW = 16  # queries: under this, one OpenMP thread (the fan-out costs more than it saves)
+
+
+@contextlib.contextmanager
+def search_threads(n_queries: int) -> Iterator[None]:
+    """One OpenMP thread for small query batches; FAISS's default for large ones."""
+    if n_queries >= _SINGLE_THREAD_BELOW:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def empty_result(n_queries: int, k: int) -> SearchResult:
+    k = max(k, 0)
+    return (
+        np.full((n_queries, k), -np.inf, dtype=np.float32),
+        np.full((n_queries, k), -1, dtype=np.int64),
+    )
+
+
+def save_faiss(index: faiss.Index, path: str | os.PathLike[str]) -> None:
+    """Serialise ``index`` atomically: temp file in the same folder, fsync, rename."""
+    target = Path(path)
+    data = faiss.serialize_index(index)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(memoryview(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def downcast_owned(index: faiss.Index) -> faiss.Index:
+    """``faiss.downcast_index`` that moves ownership of the C++ object to the returned proxy (the plain
+    one leaves it with ``index``, which frees it when garbage-collected)."""
+    down = faiss.downcast_index(index)
+    if down is not index and index.thisown:
+        index.thisown = False
+        down.thisown = True
+    return down
+
+
+def read_faiss(path: str | os.PathLike[str]) -> faiss.Index:
+    """Read a serialised index; :class:`CatalogError` when it is unreadable."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+        return downcast_owned(faiss.deserialize_index(data))
+    except Exception as exc:  # faiss raises RuntimeError with C++ messages
+        raise CatalogError(f"cannot read index {path}: {exc}") from exc
 
 
 class FaissIndex:
     """``IndexIDMap2(IndexFlatIP)``: exact cosine search on normalised vectors, filters via ``IDSelector``."""
+
+    approximate = False
+    kind = FLAT
 
     def __init__(self, dim: int, index: faiss.Index | None = None) -> None:
         self.dim = dim
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         if self._index.d != dim:
             raise CatalogError(f"index has dimension {self._index.d}, expected {dim}")
+
+    def choice(self) -> IndexChoice:
+        return IndexChoice(FLAT)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -32,8 +100,15 @@ class FaissIndex:
         if ids.size == 0:
             return
         vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        self._index.remove_ids(ids)
+        if len(self):
+            self._index.remove_ids(ids)
         self._index.add_with_ids(vecs, ids)
+
+    def add_new(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add ids known not to be in the index (no removal pass)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.size:
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim), ids)
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -49,38 +124,24 @@ class FaissIndex:
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> SearchResult:
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if k <= 0 or len(self) == 0 or (allowed_ids is not None and len(allowed_ids) == 0):
-            return (
-                np.full((q.shape[0], max(k, 0)), -np.inf, dtype=np.float32),
-                np.full((q.shape[0], max(k, 0)), -1, dtype=np.int64),
-            )
+            return empty_result(q.shape[0], k)
         params = None
         if allowed_ids is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
             params = faiss.SearchParameters(sel=sel)
-        scores, ids = self._index.search(q, k, params=params)
+        with search_threads(q.shape[0]):
+            scores, ids = self._index.search(q, k, params=params)
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
         return scores, ids.astype(np.int64)
 
+    def nbytes(self) -> int:
+        """Memory the index holds: float32 vectors and their ids."""
+        return len(self) * (4 * self.dim + 8)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically: temp file in the same folder, fsync, rename."""
-        target = Path(path)
-        data = faiss.serialize_index(self._index)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data.tobytes())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_faiss(self._index, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dim: int) -> FaissIndex:
-        try:
-            data = np.fromfile(str(path), dtype=np.uint8)
-            index = faiss.deserialize_index(data)
-        except Exception as exc:  # faiss raises RuntimeError with C++ messages
-            raise CatalogError(f"cannot read index {path}: {exc}") from exc
-        return cls(dim, index)
+        return cls(dim, read_faiss(path))

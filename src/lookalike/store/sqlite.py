@@ -196,24 +196,65 @@ class ProductStore:
         return out
 
     def changes_since(self, seq: int) -> Changes:
+        """Every index change after ``seq`` at once (see :meth:`iter_changes` for large catch-ups)."""
+        parts = list(self.iter_changes(seq))
+        return Changes(
+            parts[0].seq,
+            parts[0].removed,
+            np.concatenate([p.upsert_ids for p in parts]),
+            np.concatenate([p.upsert_vectors for p in parts]),
+        )
+
+    def iter_changes(self, seq: int, chunk: int = 16384) -> Iterator[Changes]:
+        """Index changes after ``seq`` from one consistent snapshot, in pieces of at most ``chunk``
+        vectors (the first piece carries every removal), so a catch-up of a million vectors never holds
+        them all in memory twice."""
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent snapshot
         try:
             now = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
-            removed = [r[0] for r in conn.execute("SELECT rowid FROM tombstones WHERE seq > ?", (seq,))]
-            rows = conn.execute(
+            removed = np.asarray(
+                [r[0] for r in conn.execute("SELECT rowid FROM tombstones WHERE seq > ?", (seq,))], dtype=np.int64
+            )
+            cur = conn.execute(
                 "SELECT p.rowid, v.vec FROM products p JOIN vectors v ON v.rowid = p.rowid WHERE p.vec_seq > ?",
                 (seq,),
-            ).fetchall()
+            )
+            first = True
+            while True:
+                rows = cur.fetchmany(chunk)
+                if not rows and not first:
+                    break
+                ids, vecs = self._unpack(rows)
+                yield Changes(now, removed if first else np.zeros((0,), dtype=np.int64), ids, vecs)
+                first = False
+                if len(rows) < chunk:
+                    break
         finally:
             conn.execute("COMMIT")
+
+    def _unpack(self, rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(rowid, float32 blob) rows -> (ids, (n, dim) matrix)."""
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = (
-            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
-            if rows
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
-        return Changes(now, np.asarray(removed, dtype=np.int64), ids, vecs)
+        if not rows:
+            return ids, np.zeros((0, self.dim), dtype=np.float32)
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+        return ids, vecs
+
+    def rowids(self) -> np.ndarray:
+        """Every product's row id."""
+        rows = self._conn().execute("SELECT rowid FROM products").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_by_rowid(self, rowids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact stored vectors of ``rowids`` (those that exist): (ids, (n, dim) float32)."""
+        wanted = [int(r) for r in rowids]
+        conn = self._conn()
+        rows: list[Any] = []
+        for chunk in _chunks(wanted, 900):
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(f"SELECT rowid, vec FROM vectors WHERE rowid IN ({marks})", chunk).fetchall()
+        return self._unpack(rows)
 
     def errors(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._conn().execute("SELECT * FROM ingest_errors ORDER BY at, id")]
@@ -231,55 +272,69 @@ class ProductStore:
         with self._write_lock:
             conn, seq = self._begin()
             try:
+                existing = self._rowids_of(conn, [it.product.id for it in items])
+                vectors: list[tuple[int, bytes]] = []
                 for item in items:
-                    self._upsert_one(conn, seq, item)
-                for pid, image, message in errors:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO ingest_errors(id, image, error) VALUES (?, ?, ?)",
-                        (pid, image, message),
-                    )
+                    rowid = self._upsert_one(conn, seq, item, existing.get(item.product.id))
+                    existing[item.product.id] = rowid  # the same id twice in a batch: the second updates
+                    if item.vector is not None:
+                        vectors.append((rowid, self._vector_blob(item.vector)))
+                conn.executemany("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", vectors)
+                conn.executemany("DELETE FROM ingest_errors WHERE id = ?", [(it.product.id,) for it in items])
+                conn.executemany(
+                    "INSERT OR REPLACE INTO ingest_errors(id, image, error) VALUES (?, ?, ?)", list(errors)
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return seq
 
-    def _upsert_one(self, conn: sqlite3.Connection, seq: int, item: UpsertItem) -> None:
+    @staticmethod
+    def _rowids_of(conn: sqlite3.Connection, product_ids: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(product_ids, 900):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT id, rowid FROM products WHERE id IN ({marks})", chunk):
+                out[row[0]] = int(row[1])
+        return out
+
+    def _vector_blob(self, vector: np.ndarray) -> bytes:
+        vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.dim:
+            raise CatalogError(f"embedding has dimension {vec.shape[0]}, catalogue expects {self.dim}")
+        return vec.tobytes()
+
+    def _upsert_one(self, conn: sqlite3.Connection, seq: int, item: UpsertItem, rowid: int | None) -> int:
+        """Write one product row (not its vector); returns its row id."""
         p = item.product
         values = (
             p.id, p.title, p.brand, p.category, p.subcategory, p.article_type, p.colour, p.gender,
             p.price, p.image, p.url, json.dumps(p.extra or {}, default=str),
         )  # fmt: skip
-        existing = conn.execute("SELECT rowid FROM products WHERE id = ?", (p.id,)).fetchone()
-        if existing is None:
+        if rowid is None:
             if item.vector is None:
                 raise CatalogError(f"product {p.id!r} is new and has no embedding")
+            self._vector_blob(item.vector)  # check the dimension before writing anything
             cur = conn.execute(
                 f"INSERT INTO products({', '.join(PRODUCT_COLUMNS)}, image_sha, image_file, meta_hash, seq, vec_seq)"
                 f" VALUES ({', '.join('?' * len(PRODUCT_COLUMNS))}, ?, ?, ?, ?, ?)",
                 (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq),
             )
-            rowid = int(cur.lastrowid or 0)
+            return int(cur.lastrowid or 0)
+        sets = ", ".join(f"{c} = ?" for c in PRODUCT_COLUMNS)
+        if item.vector is None:
+            conn.execute(
+                f"UPDATE products SET {sets}, meta_hash = ?, seq = ? WHERE rowid = ?",
+                (*values, p.metadata_hash(), seq, rowid),
+            )
         else:
-            rowid = int(existing[0])
-            sets = ", ".join(f"{c} = ?" for c in PRODUCT_COLUMNS)
-            if item.vector is None:
-                conn.execute(
-                    f"UPDATE products SET {sets}, meta_hash = ?, seq = ? WHERE rowid = ?",
-                    (*values, p.metadata_hash(), seq, rowid),
-                )
-            else:
-                conn.execute(
-                    f"UPDATE products SET {sets}, image_sha = ?, image_file = ?, meta_hash = ?, seq = ?, "
-                    "vec_seq = ? WHERE rowid = ?",
-                    (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq, rowid),
-                )
-        if item.vector is not None:
-            vec = np.ascontiguousarray(item.vector, dtype=np.float32).reshape(-1)
-            if vec.shape[0] != self.dim:
-                raise CatalogError(f"embedding has dimension {vec.shape[0]}, catalogue expects {self.dim}")
-            conn.execute("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", (rowid, vec.tobytes()))
-        conn.execute("DELETE FROM ingest_errors WHERE id = ?", (p.id,))
+            conn.execute(
+                f"UPDATE products SET {sets}, image_sha = ?, image_file = ?, meta_hash = ?, seq = ?, "
+                "vec_seq = ? WHERE rowid = ?",
+                (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq, rowid),
+            )
+        return rowid
 
     def delete_rows(self, product_ids: Sequence[str]) -> tuple[list[int], list[str]]:
         """Delete products; returns (their row ids, their image files) for the index and file cleanup."""
@@ -299,9 +354,10 @@ class ProductStore:
                             files.append(row[1])
                     conn.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM ingest_errors WHERE id IN ({marks})", chunk)
-                for r in rowids:
-                    conn.execute("DELETE FROM vectors WHERE rowid = ?", (r,))
-                    conn.execute("INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", (r, seq))
+                conn.executemany("DELETE FROM vectors WHERE rowid = ?", [(r,) for r in rowids])
+                conn.executemany(
+                    "INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", [(r, seq) for r in rowids]
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
