@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch==2.13.0 installs a CPU build from a local wheel on the project machines (see README).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,torch,hub,eval,milvus,dev]'
+	$(BIN)/pip install -q -e '.[serve,torch,hub,eval,milvus,heif,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -134,3 +135,20 @@ def catalog_maker(tmp_path_factory: pytest.TempPathFactory, milvus_uri: str) -> 
         return CatalogMaker(backend, tmp_path_factory.mktemp(f"catalogs-{backend}"), milvus_uri)
 
     return make
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """Run ``lookalike ARGS`` in-process through ``main()``: (exit code, stdout, stderr)."""
+    from lookalike.cli import main
+
+    old = sys.argv
+    sys.argv = ["lookalike", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -6,23 +6,8 @@ import sys
 
 import pytest
 
-from lookalike.cli import main
-
 from .conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["lookalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from .conftest import run_cli as run
 
 
 @pytest.fixture()

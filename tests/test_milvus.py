@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,11 +19,11 @@ from PIL import Image, ImageEnhance, ImageOps
 from lookalike import Catalog, Filters, Product, read_csv
 from lookalike.backends.base import UpsertItem
 from lookalike.backends.milvus import IndexConfig, filter_expression, milvus_number, milvus_string
-from lookalike.cli import main
 from lookalike.errors import CatalogError, InvalidQueryError, ModelMismatchError
 from lookalike.migrate import migrate_catalog
 
 from .conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, CatalogMaker
+from .conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -359,18 +358,6 @@ def test_migrate_refuses_another_extractor_and_the_same_catalogue(embedded, milv
 
 
 # --- the command line -----------------------------------------------------------------------------
-def run(capsys, *args: object) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["lookalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_on_a_milvus_collection(capsys, milvus, tmp_path, monkeypatch):

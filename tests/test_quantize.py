@@ -8,7 +8,6 @@ and it quantises in seconds.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from lookalike.extractors import PreprocessCfg, create_extractor, register_onnx_
 from lookalike.extractors.quantize import preferred_extractor, quantize_extractor
 from lookalike.imaging import load_image
 
-from .conftest import PRODUCTS_DIR
+from .conftest import PRODUCTS_DIR, run_cli
 
 IMAGES = PRODUCTS_DIR / "images"
 
@@ -72,20 +71,6 @@ def tiny_int8(tiny) -> str:
     return result.name
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    from lookalike.cli import main
-
-    old = sys.argv
-    sys.argv = ["lookalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def embeddings(name: str) -> np.ndarray:

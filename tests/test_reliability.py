@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from lookalike.service import ServiceSettings, create_app
 from lookalike.service.app import FORM_OVERHEAD_BYTES
 
 from .conftest import PRODUCTS_DIR
+from .conftest import run_cli as _run_cli
 
 BAD = Path(__file__).parent / "data" / "bad"
 CASES: list[dict[str, Any]] = json.loads((BAD / "cases.json").read_text())
@@ -206,20 +206,6 @@ def test_supported_corpus_image_can_be_added_found_and_deleted(client: TestClien
 
 
 # --- the corpus through the CLI ---------------------------------------------------------------------
-def _run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    from lookalike.cli import main
-
-    old = sys.argv
-    sys.argv = ["lookalike", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_ingest_of_the_whole_corpus_names_each_skip_and_ingests_the_rest(
