@@ -34,6 +34,14 @@ demo: demo-catalog
 serve: demo-catalog
 	$(BIN)/lookalike serve $(DEMO_CATALOG) --host $(HOST) --port $(PORT)
 
+# Benchmarks (outside the test suite; results and machine in docs/performance.md). Long: builds a 44k and a
+# 1M-product catalogue under .lookalike/bench/ on first run.
+bench: demo-catalog
+	$(BIN)/python bench/ingest.py --full --json .lookalike/bench/ingest.json
+	$(BIN)/python bench/query.py --json .lookalike/bench/query.json
+	$(BIN)/python bench/memory.py --json .lookalike/bench/memory.json
+	$(BIN)/python bench/api_latency.py --catalog $(DEMO_CATALOG)
+
 # Load test: 16 concurrent clients for 30 s against the demo catalogue (see docs/reliability.md).
 load: demo-catalog
 	$(BIN)/lookalike serve $(DEMO_CATALOG) --port 8765 --log-level warning & pid=$$!; \

@@ -3,12 +3,15 @@
     python bench/ingest.py                       # 224-px JPEGs: 2,000 pictures, seed-style on 200
     python bench/ingest.py --full                # ... and the 44,441-product catalogue, end to end
     python bench/ingest.py --models efficientnet-lite0 efficientnet-lite0-int8
+    python bench/ingest.py --before 560058e^     # ... and the ingest code of that commit, same pictures
 
 For each model: the end-to-end ``Catalog.ingest`` rate (worker processes, then threads) into a fresh
 catalogue, and the stages alone (decode + resize in one process, the model on ready batches, writing
 pictures and rows). The seed-style pipeline (bench/common.py) embeds pictures one at a time in PyTorch.
-``--full`` ingests fashion-product-images-small (labels.csv) into ``.lookalike/bench/catalog-44k``, the
-catalogue the query and memory benchmarks reuse. Prints JSON (``--json FILE`` keeps it).
+``--before COMMIT`` runs that commit's ``Catalog.ingest`` (``git archive``, in a subprocess) on the same
+pictures and models, for a before/after. ``--full`` ingests fashion-product-images-small (labels.csv)
+into ``.lookalike/bench/catalog-44k``, the catalogue the query and memory benchmarks reuse. Prints JSON
+(``--json FILE`` keeps it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, CSV_224, SMALL_CSV, SeedPipeline, load_average, machine, write_json
+from common import CACHE, CSV_224, ROOT, SMALL_CSV, SeedPipeline, load_average, machine, write_json
 
 from lookalike import Catalog, create_extractor
 from lookalike.backends.base import UpsertItem
@@ -53,6 +56,44 @@ def end_to_end(model: str, recs: list[IngestRecord], processes: bool, batch_size
         "seconds": round(report.seconds, 2),
         "images_per_s": round(report.images_per_second, 1),
     }
+
+
+BEFORE_SCRIPT = """
+import json, shutil, sys, time
+from lookalike import Catalog, create_extractor
+from lookalike.sources import read_csv
+model, csv, n, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+recs = list(read_csv(csv))[:n]
+cat = Catalog.create(path, extractor=create_extractor(model))
+report = cat.ingest(recs, batch_size=64)
+cat.close()
+shutil.rmtree(path, ignore_errors=True)
+print(json.dumps({"images": report.embedded, "seconds": round(report.seconds, 2),
+                  "images_per_s": round(report.images_per_second, 1)}))
+"""
+
+
+def before(commit: str, model: str, n: int) -> dict[str, Any]:
+    """``Catalog.ingest`` as it was at ``commit``, in a subprocess importing that commit's ``src``."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lookalike-before-") as tmp:
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+        done = subprocess.run(
+            [sys.executable, "-c", BEFORE_SCRIPT, model, str(CSV_224), str(n), str(Path(tmp) / "cat")],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+        return {"commit": commit, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 def stages(model: str, recs: list[IngestRecord], batch_size: int) -> dict[str, Any]:
@@ -130,6 +171,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2, help="end-to-end runs per model (best kept)")
     parser.add_argument("--full", action="store_true", help="also ingest the 44k catalogue")
+    parser.add_argument("--before", metavar="COMMIT", help="also time the ingest code of this commit")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -152,6 +194,7 @@ def main() -> None:
         best = {k: max(v, key=lambda r: r["images_per_s"]) for k, v in runs.items()}
         out["lookalike_224px"][model] = {
             **best,
+            **({"before": before(args.before, model, len(recs))} if args.before else {}),
             "stages": stages(model, recs[:1000], args.batch_size),
             "x_seed_style": round(best["processes"]["images_per_s"] / seed["images_per_s"], 1),
         }

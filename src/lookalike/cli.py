@@ -185,6 +185,10 @@ def models_quantize(
     datasets: Annotated[Path | None, typer.Option(help="Datasets folder (default: $LOOKALIKE_DATASETS).")] = None,
     max_queries: Annotated[int, typer.Option(help="Queries per evaluation task (seeded; 0 = all).")] = 500,
     max_loss: Annotated[float, typer.Option(help="Largest mP@10 loss for the INT8 model to be preferred.")] = 0.01,
+    keep_fp32: Annotated[
+        list[str] | None, typer.Option("--keep-fp32", help="Node-name pattern to keep in FP32 (repeatable).")
+    ] = None,
+    keep_first: Annotated[int, typer.Option(help="Leading convolutions to keep in FP32 (colour detail).")] = 0,
 ) -> None:
     """Quantise an ONNX extractor to INT8 (registered as NAME-int8) and measure what it costs in quality."""
     from lookalike.errors import InvalidQueryError
@@ -192,7 +196,9 @@ def models_quantize(
 
     if mode not in ("static", "dynamic"):
         raise InvalidQueryError("--mode is static or dynamic")
-    result = quantize_extractor(name, calibration, images=images, mode=mode)  # type: ignore[arg-type]
+    result = quantize_extractor(
+        name, calibration, images, mode, keep_fp32=keep_fp32 or (), keep_first=keep_first  # type: ignore[arg-type]
+    )
     out.print(
         f"wrote {result.name} to {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, "
         f"{result.calibration_images} calibration pictures, {result.seconds:.0f} s)",

@@ -194,12 +194,14 @@ def quantize_onnx(
     percentile: float = 99.999,
     op_types: Sequence[str] | None = None,
     keep_fp32: Sequence[str] = (),
+    keep_first: int = 0,
 ) -> int:
     """Quantise an ONNX graph to INT8; returns how many calibration pictures were used (0: dynamic).
 
     ``op_types``: the operators to quantise (default every operator onnxruntime can: quantising only
     the convolutions was slower than FP32 on EfficientNet-Lite, a Quantize/Dequantize pair around each);
-    ``keep_fp32``: node-name patterns (``fnmatch``) left in FP32, e.g. ``/head/*``."""
+    ``keep_fp32``: node-name patterns (``fnmatch``) left in FP32, e.g. ``/head/*``; ``keep_first``: the
+    first convolutions (graph order) left in FP32, where colour and texture live at full resolution."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -228,6 +230,7 @@ def quantize_onnx(
                 input_name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
                 arrays = _calibration_arrays(cfg, calibration)
                 keep = (_input_nodes(pre) if keep_input_fp32 else []) + _matching(pre, keep_fp32)
+                keep += _nodes(pre, ("Conv",))[:keep_first]
                 # Conv per channel everywhere; if the graph then fails to run, keep MatMul/Gemm in FP32
                 for exclude in (keep, keep + _nodes(pre, ("MatMul", "Gemm"))):
                     quantize_static(
@@ -291,8 +294,11 @@ def quantize_extractor(
     images: int = 256,
     mode: Mode = "static",
     seed: int = 0,
+    keep_fp32: Sequence[str] = (),
+    keep_first: int = 0,
 ) -> QuantizeResult:
-    """Quantise the ONNX extractor ``name`` and register the result as ``<name>-int8`` (persisted)."""
+    """Quantise the ONNX extractor ``name`` and register the result as ``<name>-int8`` (persisted);
+    ``keep_fp32``, ``keep_first``: what to leave in FP32 (see :func:`quantize_onnx`)."""
     from lookalike.extractors.registry import create_extractor
 
     if name.endswith(INT8_SUFFIX):
@@ -304,7 +310,7 @@ def quantize_extractor(
     paths = calibration_paths(calibration, images, seed) if mode == "static" else []
     qname = int8_name(name)
     target = user_model_dir() / f"{qname}.onnx"
-    used = quantize_onnx(src, target, cfg, paths, mode=mode)
+    used = quantize_onnx(src, target, cfg, paths, mode=mode, keep_fp32=keep_fp32, keep_first=keep_first)
     spec = {
         "type": "onnx",
         "name": qname,
@@ -317,6 +323,8 @@ def quantize_extractor(
             "source_path": str(src),
             "source_sha256": _file_fingerprint(src),
             "mode": mode,
+            "keep_fp32": list(keep_fp32),
+            "keep_first": keep_first,
             "calibration_images": used,
             "calibration_source": str(calibration) if calibration else "fashion-product-images-small (train ids)",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
