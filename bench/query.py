@@ -47,6 +47,16 @@ def photos(n: int, seed: int = 0) -> list[bytes]:
     return [files[i].read_bytes() for i in sorted(pick)]
 
 
+def seed_matrix(n: int, dim: int, chunk: int = 100_000) -> np.ndarray:
+    """The seed's own ``n`` x ``dim`` float32 vectors (its model's 1280-d features; their values do not
+    change brute-force timing, so seeded random ones stand in)."""
+    rng = np.random.default_rng(3)
+    out = np.empty((n, dim), dtype=np.float32)
+    for lo in range(0, n, chunk):
+        out[lo : lo + chunk] = rng.random((min(chunk, n - lo), dim), dtype=np.float32)
+    return out
+
+
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner products (scores, row numbers), in chunks."""
     best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
@@ -73,7 +83,40 @@ def recall_at_10(cat: Catalog, ids: list[str], vectors: np.ndarray, queries: np.
     return hits / (10 * len(queries))
 
 
-def bench_size(path: Path, queries: list[bytes], seed: SeedPipeline, n_seed: int, full: bool) -> dict[str, Any]:
+def sweep(cat: Catalog, ids: list[str], vectors: np.ndarray, qv: np.ndarray) -> list[dict[str, Any]]:
+    """Recall@10 and search latency for a grid of ``nprobe`` and re-ranked candidates."""
+    import dataclasses
+
+    backend = cat.backend
+    policy, nprobe = backend.policy, backend.index.nprobe
+    rows = []
+    try:
+        for probes in (8, 16, 32, 64, 128):
+            for rerank in (0, 50, 100, 200):
+                backend.index.nprobe = probes
+                backend.policy = dataclasses.replace(policy, nprobe=probes, rerank=rerank)
+                times = []
+                for v in qv[:100]:
+                    t0 = time.perf_counter()
+                    cat.search_vectors(v[None, :], k=10)
+                    times.append(time.perf_counter() - t0)
+                rows.append(
+                    {
+                        "nprobe": probes,
+                        "rerank": rerank,
+                        "recall_at_10": round(recall_at_10(cat, ids, vectors, qv), 4),
+                        "search_p50_ms": summary_ms(times)["p50_ms"],
+                    }
+                )
+                print("  sweep", rows[-1], file=sys.stderr, flush=True)
+    finally:
+        backend.policy, backend.index.nprobe = policy, nprobe
+    return rows
+
+
+def bench_size(
+    path: Path, queries: list[bytes], seed: SeedPipeline, n_seed: int, full: bool, grid: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     t = time.perf_counter()
     cat = Catalog.open(path)
@@ -114,6 +157,7 @@ def bench_size(path: Path, queries: list[bytes], seed: SeedPipeline, n_seed: int
     out["search_filtered_tshirts"] = summary_ms(t_filter)
 
     ids, vectors = catalog_vectors(path)
+    seed_vectors = seed_matrix(len(ids), seed.dim)
     meta = {pid: cat.get(pid) for pid in ids[:1]}  # a seed keeps metadata in a dict: lookups are free
     seed_total = []
     for q in queries[:n_seed]:
@@ -124,10 +168,11 @@ def bench_size(path: Path, queries: list[bytes], seed: SeedPipeline, n_seed: int
         t0 = time.perf_counter()
         img_path = CACHE / "seed-query.jpg"
         Image.open(io.BytesIO(q)).save(img_path)  # the seed reads its query from a file
-        rows = seed.nearest(vectors, seed.embed_file(img_path), 10)
+        rows = seed.nearest(seed_vectors, seed.embed_file(img_path), 10)
         _ = [meta.get(ids[r]) for r in rows]
         seed_total.append(time.perf_counter() - t0)
     out["seed_style_end_to_end"] = summary_ms(seed_total)
+    del seed_vectors
     out["x_faster_than_seed_p50"] = round(out["seed_style_end_to_end"]["p50_ms"] / out["end_to_end"]["p50_ms"], 1)
 
     if full or info["index"] != "faiss-flat-ip":
@@ -144,6 +189,8 @@ def bench_size(path: Path, queries: list[bytes], seed: SeedPipeline, n_seed: int
         for lo in range(0, len(qv), 64):
             cat.search_vectors(qv[lo : lo + 64], k=10)
         out["search_queries_per_s_batch64"] = round(len(qv) / (time.perf_counter() - t0), 1)
+        if grid and info["index"] != "faiss-flat-ip":
+            out["sweep"] = sweep(cat, ids, vectors, qv)
     del vectors
     cat.close()
     return out
@@ -155,6 +202,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 44_441, 1_000_000])
     parser.add_argument("--queries", type=int, default=100, help="photo uploads per size")
     parser.add_argument("--seed-queries", type=int, default=20, help="of which the seed pipeline runs")
+    parser.add_argument("--sweep", action="store_true", help="recall/latency grid of nprobe x re-ranking")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not (args.source / "manifest.json").is_file():
@@ -167,7 +215,7 @@ def main() -> None:
     for n in args.sizes:
         path = args.source if n == source_n else build_catalog(CACHE / f"catalog-{n}", args.source, n)
         t = time.perf_counter()
-        out["sizes"][str(n)] = bench_size(path, queries, seed, args.seed_queries, full=n == source_n)
+        out["sizes"][str(n)] = bench_size(path, queries, seed, args.seed_queries, n == source_n, args.sweep)
         out["sizes"][str(n)]["bench_s"] = round(time.perf_counter() - t, 1)
         out["sizes"][str(n)]["load_average"] = load_average()
         print(n, out["sizes"][str(n)], file=sys.stderr, flush=True)

@@ -15,7 +15,7 @@ import pytest
 from lookalike import Catalog, Filters, Product, read_csv
 from lookalike.backends.base import UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
-from lookalike.index import FlatIndex, IndexChoice, IndexPolicy, IvfIndex
+from lookalike.index import FaissIndex, FlatIndex, IndexChoice, IndexPolicy, IvfIndex
 
 from .conftest import PRODUCTS_CSV, PRODUCTS_DIR
 
@@ -202,3 +202,25 @@ def test_catalogue_manifest_records_the_index_type(tmp_path):
     assert manifest["index"]["policy"]["exact_max"] == 8
     with Catalog.open(path) as cat:  # the policy comes back from the manifest
         assert cat.backend.policy.exact_max == 8 and cat.index.kind == "faiss-ivf-sq4"
+
+
+def test_remembered_filters_follow_writes(tmp_path):
+    backend = EmbeddedBackend(tmp_path, DIM, IndexPolicy(exact_max=100))
+    vectors = clustered(300, seed=13)
+    fill(backend, vectors)
+    red = Filters(colour="red")
+    before = {p.id for p, _ in backend.search(vectors[:1], 300, red)[0]}
+    assert len(before) == 75 and "p1" not in before
+    backend.upsert([UpsertItem(Product(id="p1", colour="red"), None)])  # p1 was blue
+    after = {p.id for p, _ in backend.search(vectors[:1], 300, red)[0]}
+    assert after == before | {"p1"}
+    backend.close()
+
+
+def test_filters_on_ids_too_large_for_a_bitmap():
+    index = FaissIndex(DIM)
+    ids = np.array([3, 2**40, 2**40 + 5], dtype=np.int64)
+    vectors = clustered(3, seed=14)
+    index.add(ids, vectors)
+    _, got = index.search(vectors, 3, allowed_ids=np.array([2**40 + 5, 3]))
+    assert all(set(row[row >= 0].tolist()) == {3, 2**40 + 5} for row in got)

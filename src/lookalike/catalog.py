@@ -510,7 +510,13 @@ class Catalog:
         arrays = [p.array for p in prepared if p.action == "embed"]
         if not arrays:
             return np.zeros((0, self.dim), np.float32)
-        return self.extractor.embed_preprocessed(self._model_input(arrays))  # type: ignore[arg-type]
+        step = max(1, self.extractor.batch_size)  # the model's own batch: a commit batch may be larger
+        return np.concatenate(
+            [
+                self.extractor.embed_preprocessed(self._model_input(arrays[i : i + step]))  # type: ignore[arg-type]
+                for i in range(0, len(arrays), step)
+            ]
+        )
 
     def _commit(
         self,

@@ -15,7 +15,7 @@ from lookalike.errors import CatalogError
 from lookalike.index.base import SearchResult
 from lookalike.index.policy import FLAT, IndexChoice
 
-__all__ = ["FaissIndex", "downcast_owned", "empty_result", "read_faiss", "save_faiss", "search_threads"]
+__all__ = ["FaissIndex", "Selector", "downcast_owned", "empty_result", "read_faiss", "save_faiss", "search_threads"]
 
 _SINGLE_THREAD_BELOW = 16  # queries: under this, one OpenMP thread (the fan-out costs more than it saves)
 
@@ -32,6 +32,25 @@ def search_threads(n_queries: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+class Selector:
+    """A FAISS ``IDSelector`` for the allowed ids: a bitmap (built in about a millisecond, O(1) per id)
+    while the largest id is under ``BITMAP_MAX_ID``, else an ``IDSelectorBatch`` (hash set). Keeps the
+    arrays the selector points into alive."""
+
+    BITMAP_MAX_ID = 1 << 28  # a 32 MB bitmap at most
+
+    def __init__(self, allowed: np.ndarray) -> None:
+        ids = np.ascontiguousarray(allowed, dtype=np.int64)
+        if ids.size and int(ids.min()) >= 0 and int(ids.max()) < self.BITMAP_MAX_ID:
+            mask = np.zeros(int(ids.max()) + 1, dtype=bool)
+            mask[ids] = True
+            self._keep = np.packbits(mask, bitorder="little")
+            self.sel = faiss.IDSelectorBitmap(len(self._keep), faiss.swig_ptr(self._keep))
+        else:
+            self._keep = ids
+            self.sel = faiss.IDSelectorBatch(ids)
 
 
 def empty_result(n_queries: int, k: int) -> SearchResult:
@@ -125,10 +144,10 @@ class FaissIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if k <= 0 or len(self) == 0 or (allowed_ids is not None and len(allowed_ids) == 0):
             return empty_result(q.shape[0], k)
-        params = None
+        params, selector = None, None
         if allowed_ids is not None:
-            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-            params = faiss.SearchParameters(sel=sel)
+            selector = Selector(allowed_ids)
+            params = faiss.SearchParameters(sel=selector.sel)
         with search_threads(q.shape[0]):
             scores, ids = self._index.search(q, k, params=params)
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 
 from lookalike.errors import CatalogError
 from lookalike.index.base import SearchResult
-from lookalike.index.faiss_index import downcast_owned, empty_result, save_faiss, search_threads
+from lookalike.index.faiss_index import Selector, downcast_owned, empty_result, save_faiss, search_threads
 from lookalike.index.policy import IVF_PQ, IVF_SQ4, IVF_SQ8, IndexChoice
 
 __all__ = ["IvfIndex"]
@@ -112,7 +112,8 @@ class IvfIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.size == 0 or len(self) == 0:
             return 0
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        selector = Selector(ids)  # held: the FAISS selector points into its bitmap
+        return int(self._index.remove_ids(selector.sel))
 
     def ids(self) -> np.ndarray:
         lists = self._index.invlists
@@ -131,12 +132,12 @@ class IvfIndex:
             return empty_result(q.shape[0], k)
         params = faiss.SearchParametersIVF()
         params.nprobe = self.nprobe
+        selector = None
         if allowed_ids is not None:
-            allowed = np.ascontiguousarray(allowed_ids, dtype=np.int64)
-            fraction = min(1.0, allowed.size / max(len(self), 1))
+            fraction = min(1.0, len(allowed_ids) / max(len(self), 1))
             params.nprobe = min(self.nlist, math.ceil(self.nprobe / max(fraction, 1e-9)))
-            sel = faiss.IDSelectorBatch(allowed)
-            params.sel = sel
+            selector = Selector(allowed_ids)
+            params.sel = selector.sel
         with search_threads(q.shape[0]):
             scores, ids = self._index.search(q, k, params=params)
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
