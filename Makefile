@@ -16,7 +16,7 @@ $(BIN)/python:
 # torch==2.13.0 installs a CPU build from a local wheel on the project machines (see README).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,torch,hub,eval,milvus,heif,dev]'
+	$(BIN)/pip install -q -e '.[serve,torch,hub,eval,milvus,heif,quantize,dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,9 +37,11 @@ serve: demo-catalog
 # Benchmarks (outside the test suite; results and machine in docs/performance.md). Long: builds a 44k and a
 # 1M-product catalogue under .lookalike/bench/ on first run.
 bench: demo-catalog
-	$(BIN)/python bench/ingest.py --full --json .lookalike/bench/ingest.json
-	$(BIN)/python bench/query.py --json .lookalike/bench/query.json
+	$(BIN)/lookalike models quantize lookalike-fashion --keep-first 9
+	$(BIN)/python bench/ingest.py --before 560058e^ --full --json .lookalike/bench/ingest.json
+	$(BIN)/python bench/query.py --sweep --json .lookalike/bench/query.json
 	$(BIN)/python bench/memory.py --json .lookalike/bench/memory.json
+	$(BIN)/python bench/ann_codes.py --json .lookalike/bench/ann_codes.json
 	$(BIN)/python bench/api_latency.py --catalog $(DEMO_CATALOG)
 
 # Load test: 16 concurrent clients for 30 s against the demo catalogue (see docs/reliability.md).

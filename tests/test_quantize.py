@@ -71,8 +71,6 @@ def tiny_int8(tiny) -> str:
     return result.name
 
 
-
-
 def embeddings(name: str) -> np.ndarray:
     ext = create_extractor(name)
     return ext.embed([load_image(p) for p in sorted(IMAGES.glob("*.jpg"))])

@@ -202,14 +202,17 @@ def quantize_onnx(
     the convolutions was slower than FP32 on EfficientNet-Lite, a Quantize/Dequantize pair around each);
     ``keep_fp32``: node-name patterns (``fnmatch``) left in FP32, e.g. ``/head/*``; ``keep_first``: the
     first convolutions (graph order) left in FP32, where colour and texture live at full resolution."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    try:
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:  # onnxruntime's quantiser needs the onnx package
+        raise ModelLoadError(f"quantisation needs the onnx package: pip install 'lookalike[torch]' ({exc})") from exc
 
     src, dst = Path(source), Path(target)
     dst.parent.mkdir(parents=True, exist_ok=True)

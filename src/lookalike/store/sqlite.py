@@ -144,9 +144,11 @@ class ProductStore:
         return out
 
     def vector_of(self, product_id: str) -> np.ndarray | None:
-        row = self._conn().execute(
-            "SELECT v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id = ?", (product_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id = ?", (product_id,))
+            .fetchone()
+        )
         return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
     def vectors_of(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
