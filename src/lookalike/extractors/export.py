@@ -12,10 +12,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lookalike.errors import ModelLoadError
 
-__all__ = ["EFFICIENTNET_VARIANTS", "export_efficientnet_lite"]
+__all__ = ["EFFICIENTNET_VARIANTS", "export_efficientnet_lite", "export_embedding_onnx"]
 
 # variant -> (input size, weights package, class holding the weights path)
 EFFICIENTNET_VARIANTS: dict[str, tuple[int, str, str]] = {
@@ -65,16 +66,29 @@ def export_efficientnet_lite(variant: str, out_path: str | os.PathLike[str]) -> 
             return self.net.extract_features(x).mean(dim=(2, 3))
 
     wrapper = Pooled(backbone).eval()
+    return export_embedding_onnx(wrapper, size, out_path, batch=1)
+
+
+def export_embedding_onnx(
+    module: Any, size: int, out_path: str | os.PathLike[str], batch: int = 2, quiet: bool = False
+) -> Path:
+    """Export a torch ``module`` mapping ``x`` (n, 3, size, size) to ``embedding`` (n, d) as ONNX
+    (opset 17, legacy exporter, dynamic batch), written atomically to ``out_path``."""
+    import warnings
+
+    import torch
+
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(1, 3, size, size)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")  # legacy-exporter and tracer warnings
             torch.onnx.export(
-                wrapper,
-                (dummy,),
+                module,
+                (torch.zeros(batch, 3, size, size),),
                 tmp,
                 input_names=["x"],
                 output_names=["embedding"],

@@ -17,8 +17,6 @@ import json
 import logging
 import os
 import re
-import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -405,7 +403,7 @@ class HubExtractor(Extractor):
         A sidecar ``.json`` next to it records the preprocessing, so ``create_extractor(path)`` serves it
         with onnxruntime.
         """
-        from lookalike.extractors.export import write_sidecar
+        from lookalike.extractors.export import export_embedding_onnx, write_sidecar
 
         torch = self._torch
         model, embedding = self._model, self.family.embedding
@@ -418,30 +416,10 @@ class HubExtractor(Extractor):
             def forward(self, x: Any) -> Any:
                 return _features(self.model, embedding, x)
 
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        s = self.preprocess_cfg.size
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
-        os.close(fd)
         try:
-            wrapper = Embed().cpu().eval()
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # legacy-exporter and tracer warnings
-                torch.onnx.export(
-                    wrapper,
-                    (torch.zeros(2, 3, s, s),),
-                    tmp,
-                    input_names=["x"],
-                    output_names=["embedding"],
-                    dynamic_axes={"x": {0: "n"}, "embedding": {0: "n"}},
-                    opset_version=17,
-                    dynamo=False,
-                )
-            os.replace(tmp, out)
+            out = export_embedding_onnx(Embed().cpu().eval(), self.preprocess_cfg.size, path, quiet=True)
         finally:
             self._model.to(self.device)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         write_sidecar(out, {"source": self.name, "dim": self.dim, "preprocess": self.preprocess_cfg.to_dict()})
         return out
 

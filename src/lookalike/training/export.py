@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from lookalike.extractors.base import PreprocessCfg
+from lookalike.extractors.export import export_embedding_onnx
 from lookalike.training.model import FashionEmbedder
 
 __all__ = ["check_onnx", "compare_speed", "export_embedder"]
@@ -30,27 +30,8 @@ def export_embedder(
     """Write ``model`` to ``out_path`` (atomically) and a ``.json`` sidecar; returns (path, the lowest
     torch-vs-onnxruntime cosine over a check batch)."""
     model = model.eval()
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = preprocess.size
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (torch.zeros(2, 3, size, size),),
-                tmp,
-                input_names=["x"],
-                output_names=["embedding"],
-                dynamic_axes={"x": {0: "n"}, "embedding": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    out = export_embedding_onnx(model, size, out_path)
     cosine = check_onnx(model, out, size)
     sidecar = {"preprocess": preprocess.to_dict(), "output": "embedding", "normalised": True}
     if meta:
