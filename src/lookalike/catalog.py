@@ -21,7 +21,6 @@ import multiprocessing.context
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -53,6 +52,7 @@ from lookalike.errors import (
 )
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor, extractor_spec
 from lookalike.extractors.quantize import preferred_extractor
+from lookalike.fsutil import atomic_write
 from lookalike.imaging import (
     DecodeLimits,
     FetchSettings,
@@ -124,19 +124,6 @@ class _Prepared:
     fmt: str | None = None
     error: str | None = None
     image: Image.Image | None = None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Catalog:
@@ -221,7 +208,7 @@ class Catalog:
         policy = kwargs.get("index_policy") or IndexPolicy()
         index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
         manifest = new_manifest(ext, index)
-        _atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
         (root / "images").mkdir(exist_ok=True)
         return cls(root, manifest, extractor=ext, **kwargs)
@@ -314,7 +301,7 @@ class Catalog:
         if wanted == entry:
             return
         self.manifest["index"] = wanted
-        _atomic_write(self.path / MANIFEST, (json.dumps(self.manifest, indent=2) + "\n").encode())
+        atomic_write(self.path / MANIFEST, (json.dumps(self.manifest, indent=2) + "\n").encode())
 
     def verify(self) -> dict[str, Any]:
         """Check that the index and the product store hold the same products."""
@@ -341,7 +328,7 @@ class Catalog:
         target = self.images_dir / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, data)
+            atomic_write(target, data)
         return rel
 
     @contextlib.contextmanager

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.evaluate.harness import TaskResult
+from lookalike.fsutil import atomic_write
 
 __all__ = [
     "example_queries",
@@ -52,15 +52,7 @@ def _models_in_order(results: Sequence[TaskResult]) -> list[str]:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, data, fsync=False, mode=0o644)
 
 
 # --- JSON and Markdown --------------------------------------------------------------------------------

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import faiss
 import numpy as np
 
 from lookalike.errors import CatalogError
+from lookalike.fsutil import atomic_write
 from lookalike.index.base import SearchResult
 from lookalike.index.policy import FLAT, IndexChoice
 
@@ -63,18 +62,7 @@ def empty_result(n_queries: int, k: int) -> SearchResult:
 
 def save_faiss(index: faiss.Index, path: str | os.PathLike[str]) -> None:
     """Serialise ``index`` atomically: temp file in the same folder, fsync, rename."""
-    target = Path(path)
-    data = faiss.serialize_index(index)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(memoryview(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, memoryview(faiss.serialize_index(index)))
 
 
 def downcast_owned(index: faiss.Index) -> faiss.Index:
