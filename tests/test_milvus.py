@@ -282,6 +282,22 @@ def test_milvus_needs_a_uri_and_a_server_needs_a_pictures_folder(tmp_path, monke
         Catalog.create("shop", extractor="colour-histogram", backend="milvus", uri=str(tmp_path / "x.sqlite"))
 
 
+def test_a_lite_connection_sends_no_idle_keepalive_pings(milvus_uri, milvus):
+    """Milvus Lite's gRPC server drops a client that pings while idle ("too many pings"), which failed
+    every later connection of a CI run; connect() turns pymilvus's 10 s keepalive off for a Lite file."""
+    from lookalike.backends.milvus import LITE_GRPC_OPTIONS, connect
+
+    client = connect(milvus_uri)
+    try:
+        handler = client._get_connection()
+        assert handler._grpc_options == LITE_GRPC_OPTIONS
+        assert LITE_GRPC_OPTIONS["grpc.keepalive_permit_without_calls"] == 0
+        assert LITE_GRPC_OPTIONS["grpc.keepalive_time_ms"] >= 2**31 - 1  # gRPC's "never"
+        assert isinstance(client.list_collections(), list)
+    finally:
+        client.close()
+
+
 def test_index_choice_defaults_and_overrides(monkeypatch):
     assert IndexConfig.resolve(lite=True).type == "FLAT"
     server = IndexConfig.resolve(lite=False)

@@ -27,7 +27,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, export and register feature extractors.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 
-out = Console()
+out = Console(soft_wrap=True)  # messages stay one line (paths whole); tables wrap their cells
 err = Console(stderr=True, soft_wrap=True)
 
 CatalogArg = Annotated[Path, typer.Argument(help="Catalogue directory (with --backend milvus: the collection name).")]
@@ -112,7 +112,7 @@ def models(ctx: typer.Context) -> None:
         spec = extractor_spec(name)
         label = f"{name} (default)" if name == DEFAULT_EXTRACTOR else name
         table.add_row(label, str(spec.dim or "?"), spec.kind, "yes" if spec.available else "no", spec.description)
-    out.print(table)
+    out.print(table, soft_wrap=False)
 
 
 @models_app.command("export")
@@ -213,7 +213,7 @@ def models_quantize(
         table.add_column(col, justify="left" if col == "metric" else "right")
     for metric, row in quality["metrics"].items():
         table.add_row(metric, f"{row['fp32']:.4f}", f"{row['int8']:.4f}", f"{row['loss']:+.4f}")
-    out.print(table)
+    out.print(table, soft_wrap=False)
     chosen = preferred_extractor(name)
     verdict = "accepted" if quality["accepted"] else "rejected"
     out.print(
@@ -377,7 +377,7 @@ def _print_hits(label: str, hits) -> None:  # type: ignore[no-untyped-def]
         table.add_row(
             str(rank), f"{h.score:.3f}", *(escape(c) for c in cells), "" if p.price is None else f"{p.price:.2f}",
         )  # fmt: skip
-    out.print(table)
+    out.print(table, soft_wrap=False)
     if not hits:
         out.print("no products match")
 
@@ -407,7 +407,7 @@ def info(
         if key == "bytes_on_disk":
             value = f"{value / 1e6:.1f} MB"
         table.add_row(key, escape(str(value)))
-    out.print(table)
+    out.print(table, soft_wrap=False)
     if errors:
         for row in failed:
             out.print(f"{row['id']} ({row['image']}): {row['error']}", highlight=False, markup=False)
@@ -603,7 +603,7 @@ def eval_(
             n = sum(r.computed.values())
             done = f"{n:,} in {secs:.0f} s" if n else "cached"
             table.add_row(r.model, *(f"{v:.3f}" for v in r.headline().values()), done)
-        out.print(table)
+        out.print(table, soft_wrap=False)
     out.print(f"wrote {len(written)} files to {out_dir} in {seconds:.0f} s", highlight=False)
 
 
@@ -630,6 +630,9 @@ def train(
         int, typer.Option(help="Composited views per training product (0: none; they did not help).")
     ] = 0,
     photo_views: Annotated[int, typer.Option(help="Augmented views per training photo.")] = 3,
+    small_products: Annotated[
+        int, typer.Option(help="Extra training products from the 60 x 80 full catalogue (-1: all allowed, 0: none).")
+    ] = 0,
     finetune: Annotated[
         bool, typer.Option(help="Also fine-tune the last block and conv_head (else only the new head).")
     ] = False,
@@ -659,6 +662,7 @@ def train(
         batch_size=batch_size,
         composite_views=composite_views,
         photo_views=photo_views,
+        small_products=small_products,
         max_images=max_images,
         head=HeadCfg(finetune=finetune, dim=dim),
         evaluate=evaluate,

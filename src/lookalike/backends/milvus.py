@@ -179,6 +179,19 @@ def calling(what: str) -> Iterator[None]:
         raise CatalogError(f"Milvus {what} failed: {message}") from exc
 
 
+# gRPC settings for a Milvus Lite server (local, in this process). pymilvus pings every 10 s even
+# with no call in flight; Milvus Lite's gRPC server keeps gRPC's default abuse policy (no pings without
+# calls, at most one per 5 minutes), so an idle client collects "too many pings" strikes and the server
+# drops the connection (GOAWAY), failing the next call with UNAVAILABLE "Too many pings". A local
+# connection needs no keepalive; a local subchannel pool lets a recovered channel connect afresh
+# instead of reusing the dropped one.
+LITE_GRPC_OPTIONS: dict[str, Any] = {
+    "grpc.keepalive_time_ms": 2**31 - 1,
+    "grpc.keepalive_permit_without_calls": 0,
+    "grpc.use_local_subchannel_pool": 1,
+}
+
+
 def connect(uri: str | None, token: str | None = None, create: bool = False) -> Any:
     """A ``MilvusClient`` for ``uri``: a Milvus Lite ``.db`` file (made when ``create``) or a server."""
     if not uri:
@@ -196,13 +209,21 @@ def connect(uri: str | None, token: str | None = None, create: bool = False) -> 
                 raise CatalogNotFoundError(f"no Milvus Lite database at {path}")
             path.parent.mkdir(parents=True, exist_ok=True)
         uri = str(path)
-    try:
-        with calling(f"connection to {redact(uri)}"):
-            client = MilvusClient(uri=uri, token=token or "")
-    except CatalogError as exc:
-        if is_lite_uri(uri):  # the usual cause: Milvus Lite serves a file to one process at a time
+    lite = is_lite_uri(uri)
+    options = {"grpc_options": LITE_GRPC_OPTIONS} if lite else {}
+    for attempt in range(2 if lite else 1):
+        try:
+            with calling(f"connection to {redact(uri)}"):
+                client = MilvusClient(uri=uri, token=token or "", **options)
+            break
+        except CatalogError as exc:
+            if not lite:
+                raise
+            if attempt == 0:  # a dropped local connection recovers on a fresh channel
+                time.sleep(0.5)
+                continue
+            # the usual cause: Milvus Lite serves a file to one process at a time
             raise CatalogError(f"{exc} (is another process using this Milvus Lite file?)") from exc
-        raise
     if client is None:  # pragma: no cover - pymilvus raises rather than return None
         raise CatalogError(f"cannot connect to Milvus at {redact(uri)}")
     return client
