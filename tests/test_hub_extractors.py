@@ -89,9 +89,7 @@ def extractors(checkpoints: dict[str, tuple[Path, Any, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def photos() -> list[Image.Image]:
     rng = np.random.default_rng(0)
-    noise = [
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in ((70, 100), (100, 70))
-    ]
+    noise = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in ((70, 100), (100, 70))]
     return [load_image(PHOTOS / "shoes.jpg"), load_image(PHOTOS / "tshirt.jpg"), *noise]
 
 
@@ -224,9 +222,7 @@ def test_unreachable_hub_id_offline_says_how_to_get_the_weights(tmp_path, monkey
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(
-        ModelLoadError, match=r"weights for acme/no-such-clip not found locally.*pass the directory"
-    ):
+    with pytest.raises(ModelLoadError, match=r"weights for acme/no-such-clip not found locally.*pass the directory"):
         create_extractor("clip:acme/no-such-clip")
 
 
@@ -245,9 +241,7 @@ def _fake_hub_cache(cache: Path, repo_id: str, checkpoint: Path) -> None:
     shutil.copytree(checkpoint, repo / "snapshots" / commit)
 
 
-def test_named_model_is_available_only_from_the_hf_cache(
-    checkpoints, extractors, tmp_path, monkeypatch, photos
-):
+def test_named_model_is_available_only_from_the_hf_cache(checkpoints, extractors, tmp_path, monkeypatch, photos):
     from huggingface_hub import constants
 
     cache = tmp_path / "hf-cache"
@@ -294,9 +288,7 @@ def test_processor_sizes_map_to_size_mode_and_resize(processor, family, expected
 
 def test_processor_without_normalisation_keeps_0_to_1_pixels():
     cfg = preprocess_cfg_from_processor({"do_normalize": False, "resample": 2}, "siglip")
-    assert (
-        cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (255.0, 255.0, 255.0) and cfg.interpolation == "bilinear"
-    )
+    assert cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (255.0, 255.0, 255.0) and cfg.interpolation == "bilinear"
 
 
 @pytest.mark.parametrize(

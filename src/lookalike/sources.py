@@ -125,9 +125,7 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iter
                         fields[fld] = _parse_price(value, line)
                     else:
                         fields[fld] = value or None
-                extra = {
-                    k: v for k, v in row.items() if k is not None and k not in mapped_cols and v not in (None, "")
-                }
+                extra = {k: v for k, v in row.items() if k is not None and k not in mapped_cols and v not in (None, "")}
                 image_value = (row.get(mapping["image"]) or "").strip() if "image" in mapping else ""
                 source = _resolve_image(image_value, base, pid)
                 product = Product(id=pid, extra=extra, **fields)  # type: ignore[arg-type]

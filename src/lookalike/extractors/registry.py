@@ -88,9 +88,7 @@ def register_extractor(
     return deco
 
 
-def register_extractor_prefix(
-    prefix: str, resolver: Callable[[str], ExtractorSpec], description: str = ""
-) -> None:
+def register_extractor_prefix(prefix: str, resolver: Callable[[str], ExtractorSpec], description: str = "") -> None:
     """Route names ``PREFIX:REFERENCE`` to ``resolver(REFERENCE)``, which returns the spec (or raises)."""
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", prefix):
         raise ValueError(f"invalid extractor prefix {prefix!r}")
@@ -163,9 +161,7 @@ def _load_builtins() -> None:
 def list_extractors(pattern: str = "*", available_only: bool = False) -> list[str]:
     """Registered extractor names matching a glob ``pattern``, sorted."""
     names = [
-        n
-        for n, spec in _all_specs().items()
-        if fnmatch.fnmatch(n, pattern) and (not available_only or spec.available)
+        n for n, spec in _all_specs().items() if fnmatch.fnmatch(n, pattern) and (not available_only or spec.available)
     ]
     return sorted(names)
 
@@ -193,9 +189,7 @@ def extractor_spec(name: str) -> ExtractorSpec:
     close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     forms = "".join(f", {p}:<...>" for p in sorted(_PREFIXES))
-    raise ExtractorNotFoundError(
-        f"no extractor named {name!r}{hint} (known: {', '.join(sorted(specs))}{forms})"
-    )
+    raise ExtractorNotFoundError(f"no extractor named {name!r}{hint} (known: {', '.join(sorted(specs))}{forms})")
 
 
 def create_extractor(name: str, **kwargs: Any) -> Extractor:
@@ -216,9 +210,7 @@ def register_onnx_model(
     the server) find it too.
     """
     if not _NAME_RE.match(name):
-        raise ExtractorNotFoundError(
-            f"invalid model name {name!r}: use lower-case letters, digits, '.', '_' or '-'"
-        )
+        raise ExtractorNotFoundError(f"invalid model name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
     _load_builtins()
     if name in _REGISTRY and _REGISTRY[name].kind == "builtin":
         raise ExtractorNotFoundError(f"{name!r} is a built-in extractor; choose another name")

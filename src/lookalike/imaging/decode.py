@@ -41,9 +41,7 @@ try:  # HEIC / AVIF when the optional decoder is installed.
 except ImportError:  # pragma: no cover - optional
     pass
 
-SUPPORTED_FORMATS = frozenset(
-    {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF", "ICO", "PPM"}
-)
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF", "ICO", "PPM"})
 
 
 @dataclass(frozen=True)
