@@ -7,16 +7,12 @@ resolver.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import ipaddress
 import socket
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -31,6 +27,8 @@ from lookalike.errors import (
 )
 from lookalike.imaging.fetch import FetchSettings, check_address, fetch_image_bytes, resolve_and_check
 
+from .http_server import Handler, LoopbackServer, Route, serving, trickle, unsized
+
 
 def _png() -> bytes:
     buf = io.BytesIO()
@@ -42,65 +40,7 @@ PNG = _png()
 PRIVATE_OK = FetchSettings(allow_private=True, connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        self.server.hits.append((self.path, self.headers.get("Host", "")))
-        route = self.server.routes.get(self.path.split("?")[0])
-        if route is None:
-            self._send(404, "text/plain", b"not found")
-            return
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
-            route(self)
-
-    def _send(self, status: int, ctype: str | None, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if ctype:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.hits: list[tuple[str, str]] = []
-        self.routes: dict[str, Callable[[_Handler], None]] = {}
-        self.stop = threading.Event()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up early are expected
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-def _trickle(h: _Handler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "image/png")
-    h.send_header("Content-Length", "100000")
-    h.end_headers()
-    for _ in range(200):
-        if h.server.stop.is_set():
-            return
-        h.wfile.write(b"\x00")
-        h.wfile.flush()
-        time.sleep(0.05)
-
-
-def _stall(h: _Handler) -> None:
+def _stall(h: Handler) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "image/png")
     h.send_header("Content-Length", "1000")
@@ -109,52 +49,35 @@ def _stall(h: _Handler) -> None:
     h.server.stop.wait(10)
 
 
-def _stream_unsized(h: _Handler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "image/png")
-    h.send_header("Connection", "close")  # body ends when the connection closes: no declared length
-    h.end_headers()
-    h.close_connection = True
-    for _ in range(64):
-        h.wfile.write(b"\x00" * 16384)
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[_Server]:
-    srv = _Server()
+def server() -> Iterator[LoopbackServer]:
     bomb = gzip.compress(b"\x00" * (4 * 1024 * 1024))
-    srv.routes = {
-        "/img.png": lambda h: h._send(200, "image/png; charset=binary", PNG),
-        "/page": lambda h: h._send(200, "text/html", b"<html>hi</html>"),
-        "/untyped": lambda h: h._send(200, None, PNG),
-        "/big": lambda h: h._send(200, "image/png", b"\x00" * 50_000),
-        "/unsized": _stream_unsized,
-        "/trickle": _trickle,
+    routes: dict[str, Route] = {
+        "/img.png": lambda h: h.send(200, "image/png; charset=binary", PNG),
+        "/page": lambda h: h.send(200, "text/html", b"<html>hi</html>"),
+        "/untyped": lambda h: h.send(200, None, PNG),
+        "/big": lambda h: h.send(200, "image/png", b"\x00" * 50_000),
+        "/unsized": unsized("image/png", b"\x00"),
+        "/trickle": trickle("image/png", b"\x00", 200),
         "/stall": _stall,
-        "/gzip": lambda h: h._send(200, "image/png", gzip.compress(PNG), {"Content-Encoding": "gzip"}),
-        "/bomb": lambda h: h._send(200, "image/png", bomb, {"Content-Encoding": "gzip"}),
-        "/double": lambda h: h._send(
+        "/gzip": lambda h: h.send(200, "image/png", gzip.compress(PNG), {"Content-Encoding": "gzip"}),
+        "/bomb": lambda h: h.send(200, "image/png", bomb, {"Content-Encoding": "gzip"}),
+        "/double": lambda h: h.send(
             200, "image/png", gzip.compress(gzip.compress(PNG)), {"Content-Encoding": "gzip, gzip"}
         ),
-        "/missing": lambda h: h._send(404, "text/plain", b"gone"),
-        "/to-img": lambda h: h._send(302, "text/plain", b"", {"Location": "/img.png"}),
-        "/to-metadata": lambda h: h._send(
-            302, "text/plain", b"", {"Location": "http://169.254.169.254/latest/meta-data/"}
-        ),
-        "/to-zero": lambda h: h._send(301, "text/plain", b"", {"Location": "http://0.0.0.0:80/img.png"}),
-        "/to-file": lambda h: h._send(302, "text/plain", b"", {"Location": "file:///etc/passwd"}),
-        "/loop": lambda h: h._send(307, "text/plain", b"", {"Location": "/loop"}),
+        "/missing": lambda h: h.send(404, "text/plain", b"gone"),
+        "/to-img": lambda h: h.redirect("/img.png"),
+        "/to-metadata": lambda h: h.redirect("http://169.254.169.254/latest/meta-data/"),
+        "/to-zero": lambda h: h.redirect("http://0.0.0.0:80/img.png", 301),
+        "/to-file": lambda h: h.redirect("file:///etc/passwd"),
+        "/loop": lambda h: h.redirect("/loop", 307),
     }
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.stop.set()
-    srv.shutdown()
-    srv.server_close()
+    with serving(routes) as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)
-def _clear_hits(server: _Server) -> None:
+def _clear_hits(server: LoopbackServer) -> None:
     server.hits.clear()
 
 
@@ -184,19 +107,19 @@ def _fake_resolver(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]],
 
 
 # --- private addresses ------------------------------------------------------------------------------
-def test_loopback_is_refused_by_default_without_contacting_it(server: _Server) -> None:
+def test_loopback_is_refused_by_default_without_contacting_it(server: LoopbackServer) -> None:
     with pytest.raises(URLNotAllowedError, match=r"127\.0\.0\.1"):
         fetch_image_bytes(f"{server.base}/img.png")
     assert server.hits == []
 
 
-def test_localhost_name_is_refused_by_default(server: _Server) -> None:
+def test_localhost_name_is_refused_by_default(server: LoopbackServer) -> None:
     with pytest.raises(URLNotAllowedError):
         fetch_image_bytes(f"http://localhost:{server.server_address[1]}/img.png")
     assert server.hits == []
 
 
-def test_private_hosts_are_fetched_when_allowed(server: _Server) -> None:
+def test_private_hosts_are_fetched_when_allowed(server: LoopbackServer) -> None:
     body, ctype = fetch_image_bytes(f"{server.base}/img.png", PRIVATE_OK)
     assert body == PNG
     assert ctype == "image/png"
@@ -258,7 +181,7 @@ def test_every_resolved_address_is_checked(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_connection_goes_to_the_checked_address_with_the_original_host_header(
-    server: _Server, monkeypatch: pytest.MonkeyPatch
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = server.server_address[1]
     _fake_resolver(monkeypatch, {"images.test": ["127.0.0.1"]})
@@ -268,7 +191,7 @@ def test_connection_goes_to_the_checked_address_with_the_original_host_header(
 
 
 def test_next_address_is_tried_when_the_first_refuses_connections(
-    server: _Server, monkeypatch: pytest.MonkeyPatch
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 127.0.0.2 is loopback too, but the server listens on 127.0.0.1 only: the first address refuses.
     _fake_resolver(monkeypatch, {"dual.test": ["127.0.0.2", "127.0.0.1"]})
@@ -286,20 +209,20 @@ def test_slow_resolver_hits_the_deadline(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 # --- redirects --------------------------------------------------------------------------------------
-def test_redirects_are_followed_and_rechecked(server: _Server) -> None:
+def test_redirects_are_followed_and_rechecked(server: LoopbackServer) -> None:
     body, _ = fetch_image_bytes(f"{server.base}/to-img", PRIVATE_OK)
     assert body == PNG
     assert [p for p, _ in server.hits] == ["/to-img", "/img.png"]
 
 
 @pytest.mark.parametrize("path", ["/to-metadata", "/to-zero", "/to-file"])
-def test_redirect_to_a_refused_address_is_refused(server: _Server, path: str) -> None:
+def test_redirect_to_a_refused_address_is_refused(server: LoopbackServer, path: str) -> None:
     with pytest.raises(URLNotAllowedError):
         fetch_image_bytes(f"{server.base}{path}", PRIVATE_OK)
     assert [p for p, _ in server.hits] == [path]
 
 
-def test_redirect_loops_stop_after_the_limit(server: _Server) -> None:
+def test_redirect_loops_stop_after_the_limit(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, max_redirects=3, total_timeout=5.0)
     with pytest.raises(FetchError, match="too many redirects"):
         fetch_image_bytes(f"{server.base}/loop", settings)
@@ -317,7 +240,7 @@ def test_redirect_to_loopback_is_refused_by_default(monkeypatch: pytest.MonkeyPa
 
 
 # --- time, size and type limits ---------------------------------------------------------------------
-def test_slow_trickle_hits_the_overall_deadline(server: _Server) -> None:
+def test_slow_trickle_hits_the_overall_deadline(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, connect_timeout=1.0, read_timeout=1.0, total_timeout=0.6)
     start = time.monotonic()
     with pytest.raises(FetchTimeoutError):
@@ -325,7 +248,7 @@ def test_slow_trickle_hits_the_overall_deadline(server: _Server) -> None:
     assert time.monotonic() - start < 2.5
 
 
-def test_stalled_body_hits_the_read_timeout(server: _Server) -> None:
+def test_stalled_body_hits_the_read_timeout(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, connect_timeout=1.0, read_timeout=0.3, total_timeout=5.0)
     start = time.monotonic()
     with pytest.raises(FetchTimeoutError):
@@ -333,46 +256,46 @@ def test_stalled_body_hits_the_read_timeout(server: _Server) -> None:
     assert time.monotonic() - start < 2.0
 
 
-def test_declared_body_over_the_cap_is_refused(server: _Server) -> None:
+def test_declared_body_over_the_cap_is_refused(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, max_bytes=10_000)
     with pytest.raises(FetchTooLargeError, match="50,000 bytes"):
         fetch_image_bytes(f"{server.base}/big", settings)
 
 
-def test_streamed_body_over_the_cap_is_refused(server: _Server) -> None:
+def test_streamed_body_over_the_cap_is_refused(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, max_bytes=100_000)
     with pytest.raises(FetchTooLargeError):
         fetch_image_bytes(f"{server.base}/unsized", settings)
 
 
-def test_body_at_the_cap_is_accepted(server: _Server) -> None:
+def test_body_at_the_cap_is_accepted(server: LoopbackServer) -> None:
     body, _ = fetch_image_bytes(f"{server.base}/img.png", FetchSettings(allow_private=True, max_bytes=len(PNG)))
     assert body == PNG
 
 
-def test_gzip_body_is_decoded(server: _Server) -> None:
+def test_gzip_body_is_decoded(server: LoopbackServer) -> None:
     body, _ = fetch_image_bytes(f"{server.base}/gzip", PRIVATE_OK)
     assert body == PNG
 
 
-def test_gzip_bomb_is_cut_off_at_the_cap(server: _Server) -> None:
+def test_gzip_bomb_is_cut_off_at_the_cap(server: LoopbackServer) -> None:
     settings = FetchSettings(allow_private=True, max_bytes=200_000)
     with pytest.raises(FetchTooLargeError):
         fetch_image_bytes(f"{server.base}/bomb", settings)
 
 
-def test_stacked_content_encodings_are_refused(server: _Server) -> None:
+def test_stacked_content_encodings_are_refused(server: LoopbackServer) -> None:
     with pytest.raises(FetchError, match="content encoding"):
         fetch_image_bytes(f"{server.base}/double", PRIVATE_OK)
 
 
 @pytest.mark.parametrize("path", ["/page", "/untyped"])
-def test_non_image_content_type_is_refused(server: _Server, path: str) -> None:
+def test_non_image_content_type_is_refused(server: LoopbackServer, path: str) -> None:
     with pytest.raises(UnsupportedContentTypeError):
         fetch_image_bytes(f"{server.base}{path}", PRIVATE_OK)
 
 
-def test_http_error_status_is_a_fetch_error(server: _Server) -> None:
+def test_http_error_status_is_a_fetch_error(server: LoopbackServer) -> None:
     with pytest.raises(FetchError, match="HTTP 404"):
         fetch_image_bytes(f"{server.base}/missing", PRIVATE_OK)
 

@@ -15,16 +15,12 @@ included) goes through the real check.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import ipaddress
 import socket
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +34,7 @@ from lookalike.imaging.fetch import fetch_image_bytes
 from lookalike.service import ServiceSettings, create_app
 
 from .conftest import PRODUCTS_DIR
+from .http_server import Handler, LoopbackServer, Route, serving, trickle, unsized
 
 STANDIN = "shop.example.test"  # "a public image host": really the loopback test server below
 URL_TIMEOUT = 1.5
@@ -58,70 +55,11 @@ FAKE_DNS = {
 
 
 # --- the loopback server behind the stand-in name -------------------------------------------------
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stop: threading.Event
-    routes: dict[str, Callable[[_Handler], None]]
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up early are expected
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        route = self.server.routes.get(self.path, lambda h: h.send(404, "text/plain", b"not found"))
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            route(self)
-
-    def send(self, status: int, ctype: str | None, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if ctype:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def redirect(self, location: str, status: int = 302) -> None:
-        self.send(status, "text/plain", b"", {"Location": location.format(port=self.server.server_address[1])})
-
-
-def _trickle(h: _Handler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "image/jpeg")
-    h.send_header("Content-Length", "100000")
-    h.end_headers()
-    for _ in range(400):  # 20 s at one byte per 50 ms: only a deadline stops it
-        if h.server.stop.is_set():
-            return
-        h.wfile.write(b"\xff")
-        h.wfile.flush()
-        time.sleep(0.05)
-
-
-def _stall_headers(h: _Handler) -> None:
+def _stall_headers(h: Handler) -> None:
     h.server.stop.wait(20)  # connection accepted, not a byte answered
 
 
-def _unsized(h: _Handler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "image/jpeg")
-    h.send_header("Connection", "close")
-    h.end_headers()
-    h.close_connection = True
-    for _ in range(64):
-        h.wfile.write(b"\xff" * 16384)
-
-
-ROUTES: dict[str, Callable[[_Handler], None]] = {
+ROUTES: dict[str, Route] = {
     "/img.jpg": lambda h: h.send(200, "image/jpeg", PHOTO),
     "/start": lambda h: h.redirect("/next"),
     "/next": lambda h: h.redirect("http://127.0.0.1:{port}/img.jpg", 307),
@@ -132,10 +70,10 @@ ROUTES: dict[str, Callable[[_Handler], None]] = {
     "/to-localhost": lambda h: h.redirect("http://localhost:{port}/img.jpg", 308),
     "/to-file": lambda h: h.redirect("file:///etc/passwd"),
     "/loop": lambda h: h.redirect("/loop", 307),
-    "/trickle": _trickle,
+    "/trickle": trickle("image/jpeg", b"\xff", 400),  # 20 s at one byte per 50 ms: only a deadline stops it
     "/stall": _stall_headers,
     "/big": lambda h: h.send(200, "image/jpeg", b"\xff" * (MAX_BYTES + 100_000)),
-    "/unsized": _unsized,
+    "/unsized": unsized("image/jpeg", b"\xff"),
     "/bomb": lambda h: h.send(200, "image/jpeg", BOMB, {"Content-Encoding": "gzip"}),
     "/html": lambda h: h.send(200, "text/html", HTML),
     "/untyped": lambda h: h.send(200, None, PHOTO),
@@ -147,16 +85,9 @@ ROUTES: dict[str, Callable[[_Handler], None]] = {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[_Server]:
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.stop = threading.Event()
-    srv.routes = ROUTES
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.stop.set()
-    srv.shutdown()
-    srv.server_close()
+def server() -> Iterator[LoopbackServer]:
+    with serving(ROUTES) as srv:
+        yield srv
 
 
 # --- resolver, stand-in host and the connect guard ----------------------------------------------------
@@ -311,7 +242,7 @@ CASES = [
 # fmt: on
 
 
-def _url(case: Case, server: _Server) -> str:
+def _url(case: Case, server: LoopbackServer) -> str:
     port = server.server_address[1]
     return case.url.format(port=port, s=f"{STANDIN}:{port}")
 
@@ -323,7 +254,7 @@ def test_the_table_counts_its_cases() -> None:
 
 
 def test_the_stand_in_host_really_serves_so_refusals_are_not_an_accident(
-    server: _Server, net: Net, client: TestClient
+    server: LoopbackServer, net: Net, client: TestClient
 ) -> None:
     port = server.server_address[1]
     url = f"http://{STANDIN}:{port}/img.jpg"
@@ -340,7 +271,9 @@ def _catalog(client: TestClient) -> Catalog:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_url_is_refused_by_the_library(case: Case, server: _Server, net: Net, client: TestClient) -> None:
+def test_hostile_url_is_refused_by_the_library(
+    case: Case, server: LoopbackServer, net: Net, client: TestClient
+) -> None:
     url = _url(case, server)
     catalog = _catalog(client)
     if case.fetch_error is not None:
@@ -358,7 +291,7 @@ def test_hostile_url_is_refused_by_the_library(case: Case, server: _Server, net:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_url_is_refused_by_the_api(case: Case, server: _Server, net: Net, client: TestClient) -> None:
+def test_hostile_url_is_refused_by_the_api(case: Case, server: LoopbackServer, net: Net, client: TestClient) -> None:
     start = time.monotonic()
     r = client.post("/api/search", json={"url": _url(case, server), "k": 3})
     _check_time(case, time.monotonic() - start)
@@ -375,7 +308,7 @@ def _check_time(case: Case, elapsed: float) -> None:
         assert elapsed > URL_TIMEOUT * 0.6, f"{case.name}: cut after {elapsed:.2f} s, not by the time limit"
 
 
-def _check_net(case: Case, net: Net, server: _Server, calls: int) -> None:
+def _check_net(case: Case, net: Net, server: LoopbackServer, calls: int) -> None:
     """Nothing but the loopback server was dialled, and only as often as the case's allowed hops."""
     assert net.violations == [], net.violations
     assert net.connects == [("127.0.0.1", server.server_address[1])] * (case.connects * calls), net.connects

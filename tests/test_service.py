@@ -410,6 +410,12 @@ def test_unsupported_image_types_are_415(client: TestClient, data: bytes, name: 
     _assert_error(_upload(client, data, name=name), 415, "not a supported image format")
 
 
+def test_upload_search_with_an_overlong_filter_is_422_like_json(client: TestClient, tiny_rows: list[dict]) -> None:
+    long = "x" * 300
+    _assert_error(_upload(client, _image_bytes(tiny_rows[0]), brand=long), 422, "at most 50 values")
+    _assert_error(client.post("/api/search", json={"product_id": "1", "filters": {"brand": long}}), 422, "at most")
+
+
 def test_unsupported_request_content_type_is_415(client: TestClient) -> None:
     r = client.post("/api/search", content=b"hello", headers={"Content-Type": "text/plain"})
     _assert_error(r, 415, "multipart/form-data")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -52,11 +52,6 @@ def _as_list(value: Any) -> Any:
     return value
 
 
-def _check_price_order(low: float | None, high: float | None) -> None:
-    if low is not None and high is not None and low > high:
-        raise ValueError("min_price is larger than max_price")
-
-
 # --- errors -------------------------------------------------------------------------------------
 class ErrorOut(BaseModel):
     """Every error: a human-readable ``detail``; validation errors also list ``errors``."""
@@ -66,14 +61,14 @@ class ErrorOut(BaseModel):
 
 
 # --- filters ------------------------------------------------------------------------------------
-class FiltersIn(BaseModel):
-    """Metadata filters: equality (case-insensitive; a list means any of) and a price range."""
+class _FilterFields(BaseModel):
+    """The filter fields, shared by the JSON ``filters`` object and the flat multipart search form."""
 
     model_config = ConfigDict(extra="forbid")
 
-    category: list[str] | None = Field(default=None, examples=[["Apparel"]])
+    category: list[str] | None = None
     subcategory: list[str] | None = None
-    article_type: list[str] | None = Field(default=None, examples=[["Tshirts", "Shirts"]])
+    article_type: list[str] | None = None
     gender: list[str] | None = None
     colour: list[str] | None = None
     brand: list[str] | None = None
@@ -93,9 +88,18 @@ class FiltersIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _price_order(self) -> FiltersIn:
-        _check_price_order(self.min_price, self.max_price)
+    def _price_order(self) -> Self:
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price is larger than max_price")
         return self
+
+
+class FiltersIn(_FilterFields):
+    """Metadata filters: equality (case-insensitive; a list means any of) and a price range."""
+
+    # the same fields, with examples for the JSON schema (an overridden field keeps its place)
+    category: list[str] | None = Field(default=None, examples=[["Apparel"]])
+    article_type: list[str] | None = Field(default=None, examples=[["Tshirts", "Shirts"]])
 
     def to_filters(self) -> Filters:
         return Filters.from_kwargs(**self.model_dump())
@@ -134,36 +138,20 @@ class SearchRequest(BaseModel):
         return self
 
 
-class SearchUpload(BaseModel):
-    """Multipart search: an uploaded photo, ``k`` and flat filter fields (repeat a field for 'any of')."""
-
-    model_config = ConfigDict(extra="forbid")
-
+class _Upload(BaseModel):
     image: bytes = Field(description="The photo: JPEG, PNG, WebP, GIF, BMP, TIFF (HEIC/AVIF when supported).")
     k: int | None = Field(default=None, ge=1)
-    category: list[str] | None = None
-    subcategory: list[str] | None = None
-    article_type: list[str] | None = None
-    gender: list[str] | None = None
-    colour: list[str] | None = None
-    brand: list[str] | None = None
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
 
-    @field_validator(*FILTER_NAMES, mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return _as_list(value)
+
+class SearchUpload(_FilterFields, _Upload):
+    """Multipart search: an uploaded photo, ``k`` and flat filter fields (repeat a field for 'any of')."""
+
+    # fields in the order image, k, then the filters: pydantic collects the bases' fields right to left
 
     @field_validator("k", "min_price", "max_price", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
-
-    @model_validator(mode="after")
-    def _price_order(self) -> SearchUpload:
-        _check_price_order(self.min_price, self.max_price)
-        return self
 
     def filters_in(self) -> FiltersIn:
         return FiltersIn.model_validate(self.model_dump(exclude={"image", "k"}))

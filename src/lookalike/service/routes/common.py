@@ -15,6 +15,7 @@ __all__ = [
     "body_kind",
     "error_responses",
     "form_fields",
+    "read_image_form",
     "read_upload",
     "search_response",
     "unsupported_body",
@@ -76,6 +77,17 @@ async def read_upload(form: FormData, name: str) -> tuple[bytes | None, str | No
         raise InvalidQueryError(f"{name} must be a file upload, not a text field")
     data = await value.read()
     return data, value.filename
+
+
+async def read_image_form(request: Request, name: str = "image") -> tuple[bytes | None, str | None, dict[str, Any]]:
+    """A multipart form with at most one file, ``name``: its bytes and file name, and the other fields."""
+    form = await request.form(max_files=1, max_fields=64)
+    try:
+        data, filename = await read_upload(form, name)
+        fields = form_fields(form, files=(name,))
+    finally:
+        await form.close()
+    return data, filename, fields
 
 
 def search_response(query: QueryInfo, k: int, hits: list[Hit], seconds: float) -> SearchResponse:

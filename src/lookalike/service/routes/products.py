@@ -17,8 +17,7 @@ from lookalike.service.deps import CatalogDep, FiltersDep, SettingsDep, check_k,
 from lookalike.service.routes.common import (
     body_kind,
     error_responses,
-    form_fields,
-    read_upload,
+    read_image_form,
     search_response,
     unsupported_body,
 )
@@ -122,12 +121,7 @@ async def upsert_product(request: Request, response: Response, catalog: CatalogD
     """
     if body_kind(request) != "form":
         raise unsupported_body("multipart/form-data with 'id', metadata fields and an 'image' file")
-    form = await request.form(max_files=1, max_fields=64)
-    try:
-        data, _ = await read_upload(form, "image")
-        fields = form_fields(form, files=("image",))
-    finally:
-        await form.close()
+    data, _, fields = await read_image_form(request)
     if data is not None:
         fields["image"] = data
     item = validated(ProductForm, fields)

@@ -12,8 +12,7 @@ from lookalike.service.deps import CatalogDep, SettingsDep, check_k, validated
 from lookalike.service.routes.common import (
     body_kind,
     error_responses,
-    form_fields,
-    read_upload,
+    read_image_form,
     search_response,
     unsupported_body,
 )
@@ -50,12 +49,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep) -
     """
     kind = body_kind(request)
     if kind == "form":
-        form = await request.form(max_files=1, max_fields=64)
-        try:
-            data, filename = await read_upload(form, "image")
-            fields = form_fields(form, files=("image",))
-        finally:
-            await form.close()
+        data, filename, fields = await read_image_form(request)
         if data is None:
             raise InvalidQueryError("image: upload a photo in the 'image' field")
         upload = validated(SearchUpload, {**fields, "image": data})
