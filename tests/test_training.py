@@ -53,6 +53,16 @@ def tiny_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for name, label in photos:
                 shutil.copy(PHOTOS / f"{name}.jpg", ph / "images" / f"{name}{sender}.jpg")
                 w.writerow([f"{name}{sender}", sender, label, "False", f"images/{name}{sender}.jpg"])
+    # the 60 x 80 full catalogue: the products above again (skipped: trained at full size) and more
+    small = root / "fashion-product-images-small"
+    (small / "images").mkdir(parents=True)
+    more = [r for r in rows if r["article_type"] in wanted and r not in picked][:12]
+    with (small / "labels.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "gender", "articleType", "baseColour", "productDisplayName", "image"])
+        for r in picked + more:
+            Image.open(DEMO / r["image"]).convert("RGB").resize((60, 80)).save(small / "images" / f"{r['id']}.jpg")
+            w.writerow([r["id"], r["gender"], r["article_type"], r["colour"], r["title"], f"images/{r['id']}.jpg"])
     (ph / "label_to_articletype.json").write_text(
         json.dumps({"T-Shirt": ["Tshirts"], "Shoes": ["Casual Shoes", "Sports Shoes"]})
     )
@@ -69,6 +79,7 @@ def tiny_run(tiny_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         epochs=4,
         batch_size=8,
         photo_views=1,
+        small_products=-1,
         head=HeadCfg(dim=256, hidden=64),
         benchmark=False,
     )
@@ -80,6 +91,19 @@ def test_tiny_training_loss_is_finite_and_decreases(tiny_run: dict) -> None:
     assert len(losses) == 4
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
+
+
+def test_the_small_catalogue_adds_only_products_that_may_be_trained_on(tiny_datasets: Path, tiny_run: dict) -> None:
+    from lookalike.training.data import is_test_id, load_catalog, load_small_catalog
+
+    full = {c.id for c in load_catalog(tiny_datasets)}
+    extra = load_small_catalog(tiny_datasets, full)
+    with (tiny_datasets / "fashion-product-images-small" / "labels.csv").open() as fh:
+        ids = [int(r["id"]) for r in csv.DictReader(fh)]
+    allowed = [i for i in ids if i not in full and not is_test_id(i)]
+    assert [c.id for c in extra] == allowed and allowed and len(allowed) < len(ids) - len(full)
+    assert all(Image.open(c.path).size == (60, 80) for c in extra)
+    assert tiny_run["samples"]["small"] == len(allowed)
 
 
 def test_export_matches_torch(tiny_run: dict) -> None:

@@ -197,7 +197,12 @@ def models_quantize(
     if mode not in ("static", "dynamic"):
         raise InvalidQueryError("--mode is static or dynamic")
     result = quantize_extractor(
-        name, calibration, images, mode, keep_fp32=keep_fp32 or (), keep_first=keep_first  # type: ignore[arg-type]
+        name,
+        calibration,
+        images,
+        mode,
+        keep_fp32=keep_fp32 or (),
+        keep_first=keep_first,  # type: ignore[arg-type]
     )
     out.print(
         f"wrote {result.name} to {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, "
@@ -622,9 +627,7 @@ def train(
     epochs: Annotated[int, typer.Option(help="Passes over the cached training views.")] = 6,
     steps: Annotated[int | None, typer.Option(help="Optimiser steps (overrides --epochs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, views and initialisation.")] = 0,
-    max_images: Annotated[
-        int | None, typer.Option(help="Tiny runs: at most N products (and N/2 photos).")
-    ] = None,
+    max_images: Annotated[int | None, typer.Option(help="Tiny runs: at most N products (and N/2 photos).")] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per optimiser step.")] = 256,
     composite_views: Annotated[
         int, typer.Option(help="Composited views per training product (0: none; they did not help).")
@@ -720,9 +723,7 @@ def serve(
         secret = SecretStr(token) if token else settings.milvus_token
         settings = settings.model_copy(update={"backend": backend, "milvus_uri": uri, "milvus_token": secret})
     err.print(f"serving {catalog} on http://{host}:{port} (API docs at /docs)", highlight=False)
-    uvicorn.run(
-        create_app(catalog, settings), host=host, port=port, log_level=log_level, timeout_keep_alive=75
-    )
+    uvicorn.run(create_app(catalog, settings), host=host, port=port, log_level=log_level, timeout_keep_alive=75)
 
 
 def main() -> None:

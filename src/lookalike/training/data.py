@@ -17,16 +17,19 @@ from lookalike.errors import SourceError
 __all__ = [
     "CATALOG_DATASET",
     "PHOTO_DATASET",
+    "SMALL_DATASET",
     "CatalogItem",
     "PhotoItem",
     "Vocab",
     "is_test_id",
     "load_catalog",
     "load_photos",
+    "load_small_catalog",
     "split_senders",
 ]
 
 CATALOG_DATASET = "fashion-product-images-224"
+SMALL_DATASET = "fashion-product-images-small"  # the full 44k catalogue at 60 x 80
 PHOTO_DATASET = "clothing-photos-dev"
 DROPPED_PHOTO_LABELS = frozenset({"Body", "Undershirt", "Blazer"})
 
@@ -73,6 +76,21 @@ def load_catalog(root: Path) -> list[CatalogItem]:
         CatalogItem(int(r["id"]), folder / r["image"], r["articleType"], r["baseColour"] or "?", r["gender"])
         for r in _read_csv(folder / "labels.csv")
     ]
+
+
+def load_small_catalog(root: Path, skip_ids: set[int]) -> list[CatalogItem]:
+    """Products of the 60 x 80 full catalogue that may be trained on: not in the test split, not in
+    ``skip_ids`` (the 224 px catalogue's products, trained on at full size), with an image file."""
+    folder = root / SMALL_DATASET
+    out = []
+    for r in _read_csv(folder / "labels.csv"):
+        pid = int(r["id"])
+        if is_test_id(pid) or pid in skip_ids or r.get("has_image", "True") in ("False", "false", "0"):
+            continue
+        path = folder / (r.get("image") or f"images/{pid}.jpg")
+        if r["articleType"] and path.is_file():
+            out.append(CatalogItem(pid, path, r["articleType"], r["baseColour"] or "?", r["gender"]))
+    return out
 
 
 def load_photos(root: Path) -> list[PhotoItem]:
