@@ -633,11 +633,15 @@ def train(
         int, typer.Option(help="Composited views per training product (0: none; they did not help).")
     ] = 0,
     photo_views: Annotated[int, typer.Option(help="Augmented views per training photo.")] = 3,
+    photo_weight: Annotated[float, typer.Option(help="Loss weight of a shopper's photo (a product weighs 1).")] = 2.0,
+    torch_threads: Annotated[
+        int, typer.Option(help="torch threads for training (1 suits the head alone; use the cores with --finetune).")
+    ] = 1,
     small_products: Annotated[
         int, typer.Option(help="Extra training products from the 60 x 80 full catalogue (-1: all allowed, 0: none).")
     ] = 0,
     finetune: Annotated[
-        bool, typer.Option(help="Also fine-tune the last block and conv_head (else only the new head).")
+        bool, typer.Option(help="Also fine-tune the last two blocks and conv_head (else only the new head).")
     ] = False,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 256,
     evaluate: Annotated[bool, typer.Option(help="Score the dev protocol before and after training.")] = True,
@@ -666,6 +670,8 @@ def train(
         composite_views=composite_views,
         photo_views=photo_views,
         small_products=small_products,
+        photo_weight=photo_weight,
+        torch_threads=torch_threads,
         max_images=max_images,
         head=HeadCfg(finetune=finetune, dim=dim),
         evaluate=evaluate,
