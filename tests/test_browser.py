@@ -118,9 +118,18 @@ def _result_ids(page: Any) -> list[str]:
     return page.eval_on_selector_all("#results .card:not(.skeleton)", "cards => cards.map(c => c.dataset.id)")
 
 
+_SETTLED = """previous => {
+    const grid = document.querySelector('#results');
+    if (grid.getAttribute('aria-busy') !== 'false') return false;
+    const ids = [...grid.querySelectorAll('.card:not(.skeleton)')].map(c => c.dataset.id);
+    return ids.length > 0 && (previous === null || ids.join('|') !== previous.join('|'));
+}"""
+
+
 def _wait_for_results(page: Any, previous: list[str] | None = None) -> list[str]:
-    page.wait_for_selector("#results .card:not(.skeleton)")
-    page.wait_for_function("() => document.querySelector('#results').getAttribute('aria-busy') === 'false'")
+    """The result ids once the grid has settled; with ``previous``, once it shows other results than those
+    (a search that has not started yet leaves the old grid settled, so settling alone is not enough)."""
+    page.wait_for_function(_SETTLED, arg=previous)
     ids = _result_ids(page)
     if previous is not None:
         assert ids != previous
