@@ -76,7 +76,7 @@ FASHION_MODEL = "lookalike-fashion"
 
 @register_extractor(
     FASHION_MODEL,
-    description="EfficientNet-Lite0 (224px) + fashion metric-learning head from `lookalike train`, 256-d",
+    description="EfficientNet-Lite0 (224px), last blocks fine-tuned, metric-learning head (lookalike train), 256-d",
     dim=256,
     is_available=lambda: find_model_file(f"{FASHION_MODEL}.onnx") is not None,
 )
