@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Handler", "LoopbackServer", "Route", "serving", "trickle", "unsized"]
+__all__ = ["Handler", "LoopbackServer", "Route", "serving", "serving_app", "trickle", "unsized"]
 
 Route = Callable[["Handler"], None]
 
@@ -121,3 +121,30 @@ def serving(routes: Mapping[str, Route]) -> Iterator[LoopbackServer]:
         srv.stop.set()
         srv.shutdown()
         srv.server_close()
+
+
+@contextlib.contextmanager
+def serving_app(app: object, **config: object) -> Iterator[int]:
+    """An ASGI ``app`` served by uvicorn on a daemon thread, on a loopback socket bound here (no race for a
+    free port); yields the port once the server has started. ``config``: more ``uvicorn.Config`` options."""
+    import socket
+
+    import pytest
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

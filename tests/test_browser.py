@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,8 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests", allow_module_level=True)
 
 from playwright import sync_api  # noqa: E402  (after the skip: only a missing browser skips these tests)
+
+from .http_server import serving_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -64,34 +63,14 @@ def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_url(catalog_dir: Path) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port, in a background thread."""
-    import uvicorn
-
     from lookalike.service import ServiceSettings, create_app
 
     settings = ServiceSettings(admin_token=None, allow_private_urls=False, cors_origins=[], default_k=24, max_k=100)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(catalog_dir, settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving_app(create_app(catalog_dir, settings)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

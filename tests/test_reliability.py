@@ -30,6 +30,7 @@ from lookalike.service.app import FORM_OVERHEAD_BYTES
 
 from .conftest import PRODUCTS_DIR
 from .conftest import run_cli as _run_cli
+from .http_server import serving_app
 
 BAD = Path(__file__).parent / "data" / "bad"
 CASES: list[dict[str, Any]] = json.loads((BAD / "cases.json").read_text())
@@ -76,24 +77,9 @@ def client(catalog_dir: Path) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def live(catalog_dir: Path) -> Iterator[int]:
     """uvicorn on a loopback port (small upload cap) in a background thread; yields the port."""
-    import uvicorn
-
     app = create_app(catalog_dir, _settings(max_upload_bytes=LIVE_UPLOAD_CAP))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving_app(app, timeout_keep_alive=2) as port:
+        yield port
 
 
 def _catalog(client: TestClient) -> Catalog:
