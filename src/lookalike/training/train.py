@@ -98,6 +98,7 @@ class Records:
 def load_records(cfg: TrainConfig) -> Records:
     """Catalogue and photos with the protocol's splits (optionally cut to ``max_images``)."""
     catalog = load_catalog(cfg.datasets)
+    full_size_ids = {c.id for c in catalog}  # trained on (or tested) at full size: never again at 60 x 80
     photos = load_photos(cfg.datasets)
     train_senders = split_senders(photos, cfg.seed)
     if cfg.max_images is not None:
@@ -108,8 +109,7 @@ def load_records(cfg: TrainConfig) -> Records:
         photos = [photos[i] for i in keep_p]
     small: list[CatalogItem] = []
     if cfg.small_products:
-        every = {c.id for c in load_catalog(cfg.datasets)}  # trained on (or tested) at full size already
-        small = load_small_catalog(cfg.datasets, every)
+        small = load_small_catalog(cfg.datasets, full_size_ids)
         if 0 < cfg.small_products < len(small):
             keep = np.sort(np.random.default_rng(cfg.seed).choice(len(small), cfg.small_products, replace=False))
             small = [small[i] for i in keep]
