@@ -125,7 +125,9 @@ class Head(nn.Module):
         flat = maps.flatten(2)  # (n, c, hw)
         parts = [flat.mean(dim=2)]
         if self.cfg.centre:
-            parts.append(flat @ self.centre_weights)
+            # a weighted sum, not ``flat @ w``: onnxruntime's MatMul with a 1-D right operand took 7 % of the
+            # INT8 model's time; as Mul + ReduceSum the whole model runs 4-7 % faster (FP32 and INT8)
+            parts.append((flat * self.centre_weights).sum(dim=2))
         return torch.cat(parts, dim=1)
 
     def project_parts(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
