@@ -10,8 +10,10 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike import Catalog, Filters, Product, read_csv, read_folder
+from lookalike.catalog import _normalise
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -21,6 +23,7 @@ from lookalike.errors import (
     ProductNotFoundError,
     SourceError,
 )
+from lookalike.extractors.base import PreprocessCfg
 from lookalike.index import FaissIndex, FlatIndex
 
 from .conftest import BACKENDS, PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, CatalogMaker
@@ -242,6 +245,39 @@ def test_broken_images_are_skipped_and_reported(new_catalog, products_copy):
     report = new_catalog.ingest(read_csv(products_copy))
     assert report.added == 1 and len(new_catalog) == 14
     assert {e["id"] for e in new_catalog.store.errors()} == {"10773", "10729"}
+
+
+# --- the ingest pipeline's fast path --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PreprocessCfg(),  # EfficientNet-Lite: (x - 127) / 128
+        PreprocessCfg(mean=(122.77, 116.75, 104.09), std=(68.5, 66.63, 70.32)),  # CLIP statistics
+        PreprocessCfg(size=64, layout="NHWC", mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0)),
+    ],
+    ids=["lite", "clip", "nhwc"],
+)
+def test_batch_normalisation_is_bit_identical_to_the_extractors_preprocessing(cfg, product_rows):
+    images = [Image.open(PRODUCTS_DIR / row["image"]).convert("RGB") for row in product_rows[:6]]
+    pixels = np.stack([np.asarray(cfg.resize(img), dtype=np.uint8) for img in images])
+    expected = np.stack([cfg.to_array(img) for img in images])
+    got = _normalise(cfg, pixels)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got, expected)
+
+
+def test_worker_processes_and_threads_store_the_same_vectors(tmp_path, lite0):
+    records = list(read_csv(PRODUCTS_CSV))
+    vectors = []
+    for processes in (True, False):
+        cat = Catalog.create(tmp_path / f"cat-{processes}", extractor=lite0)
+        report = cat.ingest(records, batch_size=6, processes=processes)
+        assert report.added == 16 and not report.failed
+        vectors.append(cat.store.vectors_of([r.product.id for r in records]))
+        cat.close()
+    assert vectors[0].keys() == vectors[1].keys() and len(vectors[0]) == 16
+    for pid, vec in vectors[0].items():
+        np.testing.assert_allclose(vec, vectors[1][pid], atol=1e-6)
 
 
 # --- resume and crashes ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import hashlib
 import io
 import json
@@ -413,16 +412,19 @@ class Catalog:
         A pipeline: ``workers`` worker processes (``processes=True``; the default on Linux for ingests
         of more than 256 records with a model whose preprocessing is a plain :class:`PreprocessCfg`) or
         threads read, hash, decode (JPEG ``draft``) and resize pictures two batches ahead; this thread
-        normalises each batch and runs the model on it; a writer thread stores the batch's pictures
+        normalises each batch and runs the model on it (for more than 256 records, the model's
+        :meth:`~lookalike.extractors.Extractor.bulk` twin); a writer thread stores the batch's pictures
         (concurrently) and then its rows (one transaction) while the model works on the next batch.
         ``progress`` is called here, after each commit and before the next one starts.
         """
         report = IngestReport()
         start = time.perf_counter()
+        size = len(records) if isinstance(records, Sized) else None
+        big = size is None or size > 256
         if processes is None:
-            size = len(records) if isinstance(records, Sized) else None
-            processes = (size is None or size > 256) and _fast_cfg(self.extractor) is not None
+            processes = big and _fast_cfg(self.extractor) is not None
         processes = processes and _fast_cfg(self.extractor) is not None and _mp_context() is not None
+        model = self.extractor.bulk() if big else self.extractor  # see Extractor.bulk
         n_workers = workers or (max(2, min(8, _cpus())) if processes else min(8, _cpus() + 2))
         preparer = self._preparer(processes)
         batches = _batched(records, batch_size)
@@ -447,7 +449,7 @@ class Catalog:
 
         def step(futures: list[Future[list[_Prepared]]]) -> int:
             prepared = [p for f in futures for p in f.result()]
-            vectors = self._embed(prepared)  # overlaps the previous batch's commit
+            vectors = self._embed(prepared, model)  # overlaps the previous batch's commit
             flush()
             writing.append((writer.submit(self._commit, prepared, vectors, report, io_pool), done + len(prepared)))
             return len(prepared)
@@ -492,15 +494,15 @@ class Catalog:
             return batch
         return _normalise(cfg, batch)
 
-    def _embed(self, prepared: list[_Prepared]) -> np.ndarray:
-        """The vectors of a batch's pictures to embed, in order."""
+    def _embed(self, prepared: list[_Prepared], model: Extractor) -> np.ndarray:
+        """The vectors of a batch's pictures to embed, in order (``model``: the extractor or its bulk twin)."""
         arrays = [p.array for p in prepared if p.action == "embed"]
         if not arrays:
             return np.zeros((0, self.dim), np.float32)
-        step = max(1, self.extractor.batch_size)  # the model's own batch: a commit batch may be larger
+        step = max(1, model.batch_size)  # the model's own batch: a commit batch may be larger
         return np.concatenate(
             [
-                self.extractor.embed_preprocessed(self._model_input(arrays[i : i + step]))  # type: ignore[arg-type]
+                model.embed_preprocessed(self._model_input(arrays[i : i + step]))  # type: ignore[arg-type]
                 for i in range(0, len(arrays), step)
             ]
         )
@@ -804,27 +806,23 @@ def _fast_cfg(extractor: Extractor) -> PreprocessCfg | None:
     return cfg
 
 
-@functools.lru_cache(maxsize=8)
-def _lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """(3, 256) float32: ``(v - mean[c]) / std[c]`` for every 8-bit value, computed as to_array does."""
-    values = np.arange(256, dtype=np.float32)[None, :]
-    return (values - np.asarray(mean, dtype=np.float32)[:, None]) / np.asarray(std, dtype=np.float32)[:, None]
-
-
 def _normalise(cfg: PreprocessCfg, batch: np.ndarray) -> np.ndarray:
-    """(n, h, w, 3) uint8 -> the model's float32 input, bit-identical to :meth:`PreprocessCfg.to_array`:
-    one table lookup per channel, written straight into the output layout (2.3x faster than the
-    arithmetic and transpose)."""
-    lut = _lut(tuple(cfg.mean), tuple(cfg.std))
+    """(n, h, w, 3) uint8 -> the model's float32 input, bit-identical to :meth:`PreprocessCfg.to_array`
+    (the same float32 subtraction and division): the subtraction reads the uint8 pixels through a
+    transposed view and writes float32 straight into the output layout, the division runs in place
+    (0.16 ms per 224-px picture; a per-channel table lookup took 0.33, NumPy casting its uint8 indices
+    to int64 first)."""
+    mean = np.asarray(cfg.mean, dtype=np.float32)
+    std = np.asarray(cfg.std, dtype=np.float32)
     n, h, w, _ = batch.shape
     if cfg.layout == "NCHW":
         out = np.empty((n, 3, h, w), dtype=np.float32)
-        for c in range(3):
-            np.take(lut[c], batch[..., c], out=out[:, c], mode="clip")
+        src, mean, std = batch.transpose(0, 3, 1, 2), mean[:, None, None], std[:, None, None]
     else:
         out = np.empty((n, h, w, 3), dtype=np.float32)
-        for c in range(3):
-            np.take(lut[c], batch[..., c], out=out[..., c], mode="clip")
+        src = batch
+    np.subtract(src, mean, out=out, dtype=np.float32, casting="unsafe")
+    np.divide(out, std, out=out)
     return out
 
 
