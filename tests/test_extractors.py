@@ -36,6 +36,23 @@ def test_lite0_embeddings_are_normalised_float32(lite0, product_rows):
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
 
 
+def test_bulk_twin_is_the_same_model_without_spinning_threads(product_rows):
+    """Ingest runs the model in a session whose threads sleep between operators; same vectors."""
+    lite0 = create_extractor("efficientnet-lite0", spin=True)  # queries: spinning threads, lower latency
+    bulk = lite0.bulk()
+    assert bulk is not lite0 and bulk.spin is False and lite0.bulk() is bulk and bulk.bulk() is bulk
+    assert (bulk.name, bulk.dim, bulk.preprocess_cfg, bulk.batch_size) == (
+        lite0.name,
+        lite0.dim,
+        lite0.preprocess_cfg,
+        lite0.batch_size,
+    )
+    imgs = _images(product_rows, 4)
+    np.testing.assert_allclose(bulk.embed(imgs), lite0.embed(imgs), atol=1e-6)
+    histogram = create_extractor("colour-histogram")
+    assert histogram.bulk() is histogram  # nothing to tune: the extractor itself
+
+
 def test_lite0_is_deterministic_and_batch_independent(lite0, product_rows):
     imgs = _images(product_rows, 5)
     a = lite0.embed(imgs, batch_size=5)

@@ -114,6 +114,12 @@ class Extractor(abc.ABC):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(out, axis=0)
 
+    def bulk(self) -> Extractor:
+        """The extractor to run long batch jobs with (an ingest), beside other work on the same cores:
+        the same model, tuned for throughput with company rather than for one query's latency.
+        Default: ``self``."""
+        return self
+
     def embed_one(self, img: Image.Image) -> np.ndarray:
         """Embed one image; returns a (dim,) vector."""
         return self.embed([img])[0]
