@@ -178,3 +178,16 @@ def test_bundled_model_finds_the_right_garment_type() -> None:
     for photo, wanted in (("shoes", "Casual Shoes"), ("tshirt", "Tshirts")):
         q = ext.embed_one(Image.open(PHOTOS / f"{photo}.jpg"))
         assert rows[int(np.argmax(gallery @ q))]["article_type"] == wanted
+
+
+def test_photo_balance_weighs_rare_labels_up_and_keeps_the_mean():
+    from lookalike.training.train import _balance
+
+    labels = ["T-Shirt"] * 90 + ["Dress"] * 9 + ["Top"]
+    assert _balance(labels, 0.0) == {"T-Shirt": 1.0, "Dress": 1.0, "Top": 1.0}
+    w = _balance(labels, 0.5)
+    assert w["Top"] > w["Dress"] > 1.0 > w["T-Shirt"]
+    assert w["Dress"] / w["T-Shirt"] == pytest.approx((90 / 9) ** 0.5)
+    assert sum(w[lab] for lab in labels) / len(labels) == pytest.approx(1.0)
+    full = _balance(labels, 1.0)  # power 1: every label weighs the same in total
+    assert full["Top"] * 1 == pytest.approx(full["T-Shirt"] * 90)

@@ -524,6 +524,9 @@ def eval_(
     charts: Annotated[bool, typer.Option(help="Draw the PNG charts (needs matplotlib).")] = True,
     batch_size: Annotated[int | None, typer.Option(help="Images per model batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding threads.")] = None,
+    query_flip: Annotated[
+        bool, typer.Option(help="Query pictures as a catalogue searches them: averaged with their mirror image.")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Measure search quality (EVALUATION.md tasks or your own labelled set), models side by side."""
@@ -579,7 +582,7 @@ def eval_(
 
     started = time.perf_counter()
     with progress:
-        results = run_evaluation(tasks, model_names, k, cache, batch_size, workers, on_progress)
+        results = run_evaluation(tasks, model_names, k, cache, batch_size, workers, on_progress, query_flip)
     seconds = time.perf_counter() - started
     settings = {
         "command": "lookalike " + shlex.join(sys.argv[1:]),
@@ -589,6 +592,7 @@ def eval_(
         "k": k,
         "max_queries": max_queries,
         "seed": seed,
+        "query_flip": query_flip,
         "seconds": round(seconds, 1),
     }
     n_examples = examples if charts else 0
@@ -634,6 +638,9 @@ def train(
     ] = 0,
     photo_views: Annotated[int, typer.Option(help="Augmented views per training photo.")] = 3,
     photo_weight: Annotated[float, typer.Option(help="Loss weight of a shopper's photo (a product weighs 1).")] = 2.0,
+    photo_balance: Annotated[
+        float, typer.Option(help="Photos of rare labels weigh more: (mean count / label count) ** this (0: off).")
+    ] = 0.0,
     torch_threads: Annotated[
         int, typer.Option(help="torch threads for training (1 suits the head alone; use the cores with --finetune).")
     ] = 1,
@@ -671,6 +678,7 @@ def train(
         photo_views=photo_views,
         small_products=small_products,
         photo_weight=photo_weight,
+        photo_balance=photo_balance,
         torch_threads=torch_threads,
         max_images=max_images,
         head=HeadCfg(finetune=finetune, dim=dim),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ class TrainConfig:
     photo_views: int = 3  # augmented views per training photo
     small_products: int = 0  # products of the 60 x 80 full catalogue to add (-1: every one allowed)
     photo_weight: float = 2.0
+    photo_balance: float = 0.0  # photos of rare labels weigh more: (mean count / label count) ** this
     scale: float = 24.0
     margin: float = 0.2
     loss_weights: dict[str, float] = field(
@@ -224,6 +226,8 @@ def make_targets(cfg: TrainConfig, rec: Records, samples: list[dict]) -> tuple[T
     n = len(samples)
     masks = {k: torch.zeros(n, len(v), dtype=torch.bool) for k, v in vocabs.items()}
     weight = torch.ones(n)
+    photo_labels = [rec.photos[s["i"]].label for s in samples if s["kind"] in ("photo", "photo_aug")]
+    label_weight = _balance(photo_labels, cfg.photo_balance)
     for j, s in enumerate(samples):
         if s["kind"] in ("catalog", "composite", "small"):
             c = rec.small[s["i"]] if s["kind"] == "small" else rec.catalog[s["i"]]
@@ -241,8 +245,20 @@ def make_targets(cfg: TrainConfig, rec: Records, samples: list[dict]) -> tuple[T
                 k = vocabs["type"].encode(t)
                 if k >= 0:
                     masks["type"][j, k] = True
-            weight[j] = cfg.photo_weight
+            weight[j] = cfg.photo_weight * label_weight[rec.photos[s["i"]].label]
     return Targets(masks, weight), vocabs
+
+
+def _balance(labels: list[str], power: float) -> dict[str, float]:
+    """Per-label weights ``(mean count / count) ** power``, scaled so the photos' mean weight stays 1
+    (``power`` 0: all 1). The photo protocol's macro P@10 counts a rare garment as much as a T-shirt."""
+    counts = Counter(labels)
+    if not counts or power == 0:
+        return dict.fromkeys(counts, 1.0)
+    mean = len(labels) / len(counts)
+    raw = {lab: (mean / c) ** power for lab, c in counts.items()}
+    scale = len(labels) / sum(raw[lab] * c for lab, c in counts.items())
+    return {lab: w * scale for lab, w in raw.items()}
 
 
 # --- training -------------------------------------------------------------------------------------------
