@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lookalike import Catalog, Filters, Product, read_csv, read_folder
 from lookalike.catalog import _normalise
@@ -61,8 +61,30 @@ def test_every_product_finds_itself_first(built_catalog, product_rows):
     for row in product_rows:
         hits = built_catalog.search(PRODUCTS_DIR / row["image"], k=3)
         assert hits[0].id == row["id"]
-        assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+        assert hits[0].score > 0.9  # the query is averaged with its mirror image: not exactly 1
         assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_query_vector_is_the_mean_of_the_picture_and_its_mirror(built_catalog, lite0):
+    img = Image.open(PRODUCTS_DIR / "images/20842.jpg").convert("RGB")
+    plain, mirrored = lite0.embed([img, ImageOps.mirror(img)])
+    expected = (plain + mirrored) / np.linalg.norm(plain + mirrored)
+    np.testing.assert_allclose(built_catalog.embed_query(img), expected, atol=1e-5)
+    many = built_catalog.search_many([img, PRODUCTS_DIR / "images/20842.jpg"], k=3)
+    single = built_catalog.search(img, k=3)
+    for hits in many:
+        assert [h.id for h in hits] == [h.id for h in single]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-5)
+    built_catalog.query_flip = False
+    try:
+        np.testing.assert_allclose(built_catalog.embed_query(img), plain, atol=1e-6)
+        hit = built_catalog.search(PRODUCTS_DIR / "images/20842.jpg", k=1)[0]
+        assert hit.id == "20842" and hit.score == pytest.approx(1.0, abs=1e-3)  # its own stored vector
+        assert [h.id for h in built_catalog.search_many([img], k=3)[0]] == [
+            h.id for h in built_catalog.search(img, k=3)
+        ]
+    finally:
+        built_catalog.query_flip = True
 
 
 def test_metadata_comes_back_with_hits(built_catalog):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lookalike.errors import SourceError
 from lookalike.evaluate import datasets as ds
@@ -115,7 +115,8 @@ def test_a_gallery_image_finds_itself_first_when_not_excluded(tiny_set, tmp_path
     from lookalike.extractors import create_extractor
 
     task = ds.custom_task(*tiny_set, label_field="article_type")
-    result = evaluate_task(task, create_extractor("colour-histogram"), k=10, cache=EmbeddingCache(tmp_path / "c"))
+    ext = create_extractor("colour-histogram")
+    result = evaluate_task(task, ext, k=10, cache=EmbeddingCache(tmp_path / "c"), query_flip=False)
     gallery_paths = list(task.gallery.paths)
     for qi in range(4):  # the four queries that are gallery images
         assert result.top_indices[qi, 0] == gallery_paths.index(task.queries.paths[qi])
@@ -156,9 +157,11 @@ def test_cache_reuses_embeddings_and_notices_changed_files(tiny_set, tmp_path):
     qcsv, gcsv = tiny_set
     ext = create_extractor("colour-histogram")
     task = ds.custom_task(qcsv, gcsv, label_field="article_type")
-    first = evaluate_task(task, ext, cache=EmbeddingCache(tmp_path / "cache"))
+    first = evaluate_task(task, ext, cache=EmbeddingCache(tmp_path / "cache"), query_flip=False)
     assert first.computed == {"gallery": 20, "queries": 1}  # 4 of 5 queries are gallery images
-    again = evaluate_task(task, ext, cache=EmbeddingCache(tmp_path / "cache"))  # a new process
+    flipped = evaluate_task(task, ext, cache=EmbeddingCache(tmp_path / "cache"))
+    assert flipped.computed == {"gallery": 0, "queries": 5}  # query vectors with the mirror: cached apart
+    again = evaluate_task(task, ext, cache=EmbeddingCache(tmp_path / "cache"), query_flip=False)  # a new process
     assert again.computed == {"gallery": 0, "queries": 0}
     assert again.top_indices.tolist() == first.top_indices.tolist()
     assert again.criteria["article_type"].metrics == first.criteria["article_type"].metrics
@@ -173,6 +176,26 @@ def test_cache_reuses_embeddings_and_notices_changed_files(tiny_set, tmp_path):
     os.utime(edited, ns=(0, 0))
     touched = evaluate_task(ds.custom_task(qcsv, gcsv, "article_type"), ext, cache=EmbeddingCache(tmp_path / "cache"))
     assert touched.computed["gallery"] == 1
+
+
+def test_query_pictures_are_embedded_as_a_catalogue_searches_them(tiny_set, tmp_path):
+    """By default a query's vector is the mean of the picture's and its mirror image's (as Catalog.search)."""
+    from lookalike.extractors import create_extractor
+    from lookalike.extractors.base import mean_of_pairs
+    from lookalike.imaging import load_image
+
+    lite0 = create_extractor("efficientnet-lite0")
+    task = ds.custom_task(*tiny_set, label_field="article_type", exclude_self=True)
+    cache = EmbeddingCache(tmp_path / "cache")
+    result = evaluate_task(task, lite0, k=5, cache=cache)
+    assert result.model_info["query_flip"] is True
+    imgs = [load_image(p) for p in task.queries.paths]
+    pairs = lite0.embed([v for img in imgs for v in (img, ImageOps.mirror(img))])
+    queries, _ = cache.embed(lite0, task.queries, flip=True)
+    np.testing.assert_allclose(queries, mean_of_pairs(pairs), atol=1e-5)
+    plain, _ = cache.embed(lite0, task.queries)
+    np.testing.assert_allclose(plain, pairs[::2], atol=1e-5)
+    assert not np.allclose(plain, queries, atol=1e-3)
 
 
 def test_an_unreadable_image_fails_the_evaluation(tiny_set, tmp_path):

@@ -50,6 +50,7 @@ from lookalike.errors import (
     ProductNotFoundError,
 )
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor, extractor_spec
+from lookalike.extractors.base import mean_of_pairs, with_mirror
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
 from lookalike.imaging import (
@@ -138,11 +139,15 @@ class Catalog:
         fetch_settings: FetchSettings | None = None,
         images_dir: Path | None = None,
         index_policy: IndexPolicy | None = None,
+        query_flip: bool = True,
     ) -> None:
         """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
         collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
-        index follows ``index_policy`` (default: the one in the manifest)."""
+        index follows ``index_policy`` (default: the one in the manifest). ``query_flip``: a query
+        picture's vector is the mean of its own and its mirror image's (see
+        :func:`~lookalike.extractors.base.mean_of_pairs`); catalogue vectors are never flipped."""
         self.path = path
+        self.query_flip = query_flip
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
         self.decode_limits = decode_limits or DecodeLimits()
@@ -604,7 +609,9 @@ class Catalog:
             size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
             name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
             img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
-        return self.extractor.embed([img])[0]
+        if not self.query_flip:
+            return self.extractor.embed([img])[0]
+        return mean_of_pairs(self.extractor.embed(with_mirror(img)))[0]
 
     def search(
         self,
@@ -667,14 +674,14 @@ class Catalog:
         results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
         size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
 
-        def prep(image: ImageInput) -> np.ndarray | LookalikeError:
+        def prep(image: ImageInput) -> list[np.ndarray] | LookalikeError:
             try:
                 name = Path(os.fspath(image)).name if isinstance(image, str | os.PathLike) else "image"
                 if isinstance(image, Image.Image):
                     img = image.convert("RGB")
                 else:
                     img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
-                return self.extractor.preprocess(img)
+                return [self.extractor.preprocess(v) for v in (with_mirror(img) if self.query_flip else [img])]
             except LookalikeError as exc:
                 return exc
             except Exception as exc:
@@ -683,12 +690,14 @@ class Catalog:
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2)) as pool:
             for start in range(0, len(images), batch_size):
                 chunk = list(pool.map(prep, images[start : start + batch_size]))
-                good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, np.ndarray)]
+                good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, list)]
                 for i, a in enumerate(chunk):
-                    if not isinstance(a, np.ndarray):
+                    if isinstance(a, LookalikeError):
                         results[start + i] = a
                 if good:
-                    vecs = self.extractor.embed_preprocessed(np.stack([a for _, a in good]))
+                    vecs = self.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a]))
+                    if self.query_flip:
+                        vecs = mean_of_pairs(vecs)
                     hits = self.search_vectors(vecs, k=k, filters=filters)
                     for (i, _), h in zip(good, hits, strict=True):
                         results[start + i] = h

@@ -30,7 +30,7 @@ from PIL import Image
 
 from lookalike.evaluate import metrics as M
 from lookalike.evaluate.datasets import Criterion, EvalTask, ImageSet
-from lookalike.extractors.base import Extractor
+from lookalike.extractors.base import Extractor, mean_of_pairs, with_mirror
 from lookalike.imaging.decode import load_image
 
 __all__ = [
@@ -58,8 +58,11 @@ def embed_paths(
     batch_size: int | None = None,
     workers: int | None = None,
     progress: ProgressFn | None = None,
+    flip: bool = False,
 ) -> np.ndarray:
     """Embed image files: decode + preprocess in ``workers`` threads, the model on batches in order.
+    ``flip``: each vector is the mean of the picture's and its mirror image's, as a catalogue's query
+    (:attr:`lookalike.Catalog.query_flip`).
 
     Raises the decoder's :class:`~lookalike.errors.ImageError` for an unreadable file: an evaluation
     set must be complete.
@@ -70,7 +73,10 @@ def embed_paths(
     draft = cfg.size if cfg is not None else None
 
     def prepare(path: Path) -> np.ndarray:
-        return extractor.preprocess(load_image(path, draft_size=draft))
+        img = load_image(path, draft_size=draft)
+        if flip:
+            return np.stack([extractor.preprocess(v) for v in with_mirror(img)])
+        return extractor.preprocess(img)
 
     out = np.zeros((len(paths), extractor.dim), dtype=np.float32)
     pending: deque[Future[np.ndarray]] = deque()
@@ -82,7 +88,10 @@ def embed_paths(
                 next_index += 1
             take = min(bs, len(pending))
             batch = [pending.popleft().result() for _ in range(take)]
-            out[done : done + take] = extractor.embed_preprocessed(np.stack(batch))
+            if flip:
+                out[done : done + take] = mean_of_pairs(extractor.embed_preprocessed(np.concatenate(batch)))
+            else:
+                out[done : done + take] = extractor.embed_preprocessed(np.stack(batch))
             done += take
             if progress is not None:
                 progress(done, len(paths))
@@ -216,14 +225,17 @@ class EmbeddingCache:
         batch_size: int | None = None,
         workers: int | None = None,
         progress: ProgressFn | None = None,
+        flip: bool = False,
     ) -> tuple[np.ndarray, int]:
-        """Embeddings of ``images``, computing only the ones not cached; returns (array, n computed)."""
-        key = self.key(extractor)
+        """Embeddings of ``images``, computing only the ones not cached; returns (array, n computed).
+        ``flip``: query vectors averaged with the mirror images' (cached apart from the plain ones)."""
+        key = self.key(extractor) + ("-flip" if flip else "")
         fps = _fingerprints(images.paths)
         array, found = self.lookup(key, fps, extractor.dim)
         missing = np.flatnonzero(~found)
         if missing.size:
-            array[missing] = embed_paths(extractor, [images.paths[i] for i in missing], batch_size, workers, progress)
+            paths = [images.paths[i] for i in missing]
+            array[missing] = embed_paths(extractor, paths, batch_size, workers, progress, flip)
             self.store(key, images.name, fps, array)
         elif progress is not None:
             progress(len(fps), len(fps))
@@ -403,8 +415,13 @@ def evaluate_task(
     batch_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    query_flip: bool = True,
 ) -> TaskResult:
-    """Run ``task`` with ``extractor``: embed (cached), rank exactly, score every criterion."""
+    """Run ``task`` with ``extractor``: embed (cached), rank exactly, score every criterion.
+
+    Query pictures are embedded as a catalogue embeds a search's picture: with ``query_flip`` (the
+    default, as :class:`lookalike.Catalog`), the mean of the picture's and its mirror image's vector.
+    A task whose queries are its gallery ("more like this") uses the gallery's vectors."""
     cache = cache if cache is not None else EmbeddingCache()
     timings: dict[str, float] = {}
     computed: dict[str, int] = {}
@@ -415,7 +432,8 @@ def evaluate_task(
             continue
         t0 = time.perf_counter()
         report = functools.partial(progress, part) if progress is not None else None
-        embedded[part], computed[part] = cache.embed(extractor, images, batch_size, workers, report)
+        flip = query_flip and part == "queries"
+        embedded[part], computed[part] = cache.embed(extractor, images, batch_size, workers, report, flip)
         timings[f"{part}_embed"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     top_idx, top_score = rank_exact(embedded["queries"], embedded["gallery"], k, task.exclude)
@@ -430,7 +448,11 @@ def evaluate_task(
         top_scores=top_score,
         timings=timings,
         computed=computed,
-        model_info={**extractor.describe(), "cache_key": cache.key(extractor)},
+        model_info={
+            **extractor.describe(),
+            "cache_key": cache.key(extractor),
+            "query_flip": query_flip and task.queries is not task.gallery,
+        },
     )
 
 
@@ -459,10 +481,12 @@ def run_evaluation(
     batch_size: int | None = None,
     workers: int | None = None,
     progress: Callable[[str, str, str, int, int], None] | None = None,
+    query_flip: bool = True,
 ) -> list[TaskResult]:
     """Every model on every task (model-major, so each model is loaded once); results in that order.
 
-    ``progress(model, task, part, done, total)`` is called as images are embedded.
+    ``progress(model, task, part, done, total)`` is called as images are embedded; ``query_flip``: see
+    :func:`evaluate_task`.
     """
     cache = cache if cache is not None else EmbeddingCache()
     results = []
@@ -472,5 +496,5 @@ def run_evaluation(
             report = None
             if progress is not None:
                 report = functools.partial(progress, label, task.name)
-            results.append(evaluate_task(task, extractor, k, cache, label, batch_size, workers, report))
+            results.append(evaluate_task(task, extractor, k, cache, label, batch_size, workers, report, query_flip))
     return results

@@ -115,7 +115,7 @@ def markdown_report(
     lines = ["# lookalike search quality", ""]
     if settings.get("command"):
         lines += ["```", str(settings["command"]), "```", ""]
-    for key in ("datasets", "k", "max_queries", "seed", "seconds"):
+    for key in ("datasets", "k", "max_queries", "seed", "query_flip", "seconds"):
         if settings.get(key) is not None:
             lines.append(f"- {key}: {settings[key]}")
     revision = _git_revision()

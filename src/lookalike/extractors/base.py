@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["Extractor", "PreprocessCfg", "l2_normalize"]
+__all__ = ["Extractor", "PreprocessCfg", "l2_normalize", "mean_of_pairs", "with_mirror"]
 
 ResizeMode = Literal["squash", "center_crop", "pad"]
 
@@ -74,6 +74,19 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def with_mirror(img: Image.Image) -> list[Image.Image]:
+    """A query picture and its mirror image (query-side test-time augmentation; see :func:`mean_of_pairs`)."""
+    return [img, ImageOps.mirror(img)]
+
+
+def mean_of_pairs(vectors: np.ndarray) -> np.ndarray:
+    """(2n, d) embeddings of n pictures, each followed by its mirror image's -> (n, d): each pair's mean,
+    L2-normalised. On held-out shoppers' photos with lookalike-fashion: mP@10 0.799 -> 0.805, mP@1
+    0.807 -> 0.817 (docs/quality.md); a search costs one more picture in the model's batch."""
+    v = np.asarray(vectors, dtype=np.float32)
+    return l2_normalize(v.reshape(-1, 2, v.shape[1]).mean(axis=1))
 
 
 class Extractor(abc.ABC):
