@@ -314,10 +314,10 @@ def served(built_catalog: Catalog, tmp_path: Path) -> Iterator[tuple[str, Path]]
             proc.wait()
 
 
-def _jpeg(path: Path, mirror: bool = False) -> bytes:
+def _jpeg(path: Path, upside_down: bool = False) -> bytes:
     img = Image.open(path).convert("RGB")
     buf = io.BytesIO()
-    (ImageOps.mirror(img) if mirror else img).save(buf, format="JPEG", quality=85)
+    (ImageOps.flip(img) if upside_down else img).save(buf, format="JPEG", quality=85)
     return buf.getvalue()
 
 
@@ -327,7 +327,8 @@ def test_served_catalogue_answers_16_concurrent_clients_without_an_error(served:
     assert len(base_ids) == len(IMAGES)
     uploads = [(p.stem, _jpeg(p)) for p in IMAGES]
     added = [f"http-{i}" for i in range(6)]
-    added_pictures = [_jpeg(p, mirror=True) for p in IMAGES[: len(added)]]  # no upload finds these first
+    # upside down (not mirrored: a search also looks for the picture's mirror image), so no upload finds these first
+    added_pictures = [_jpeg(p, upside_down=True) for p in IMAGES[: len(added)]]
     known = set(base_ids) | set(added)
     results: list[tuple[str, int, float]] = []
     problems: list[str] = []

@@ -50,7 +50,7 @@ from lookalike.errors import (
     ProductNotFoundError,
 )
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor, extractor_spec
-from lookalike.extractors.base import mean_of_pairs, with_mirror
+from lookalike.extractors.base import with_mirror
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
 from lookalike.imaging import (
@@ -143,9 +143,9 @@ class Catalog:
     ) -> None:
         """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
         collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
-        index follows ``index_policy`` (default: the one in the manifest). ``query_flip``: a query
-        picture's vector is the mean of its own and its mirror image's (see
-        :func:`~lookalike.extractors.base.mean_of_pairs`); catalogue vectors are never flipped."""
+        index follows ``index_policy`` (default: the one in the manifest). ``query_flip``: a search
+        picture is embedded with its mirror image and each product scores the better of the two
+        similarities (:func:`~lookalike.extractors.base.with_mirror`); catalogue vectors are never flipped."""
         self.path = path
         self.query_flip = query_flip
         self.manifest = manifest
@@ -601,17 +601,22 @@ class Catalog:
             return self._load_bytes(text)
         return read_image_bytes(text, self.decode_limits)
 
-    def embed_query(self, image: ImageInput) -> np.ndarray:
-        """The query vector for an image (path, URL, bytes or PIL image)."""
+    def _query_image(self, image: ImageInput) -> Image.Image:
         if isinstance(image, Image.Image):
-            img = image.convert("RGB")
-        else:
-            size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
-            name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
-            img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
-        if not self.query_flip:
-            return self.extractor.embed([img])[0]
-        return mean_of_pairs(self.extractor.embed(with_mirror(img)))[0]
+            return image.convert("RGB")
+        size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
+        name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
+        return open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
+
+    def embed_query(self, image: ImageInput) -> np.ndarray:
+        """The vector of an image (path, URL, bytes or PIL image), as the catalogue's vectors are made."""
+        return self.extractor.embed([self._query_image(image)])[0]
+
+    def query_vectors(self, image: ImageInput) -> np.ndarray:
+        """What a search with this image looks for: (1, dim), or with :attr:`query_flip` (2, dim), the
+        picture's and its mirror image's vectors (one batch of the model)."""
+        img = self._query_image(image)
+        return self.extractor.embed(with_mirror(img) if self.query_flip else [img])
 
     def search(
         self,
@@ -638,9 +643,11 @@ class Catalog:
         elif url is not None:
             if not url.lower().startswith(("http://", "https://")):
                 raise InvalidQueryError("url must start with http:// or https://")
-            vec = self.embed_query(url)
+            views = self.query_vectors(url)
+            return merge_views(self.search_vectors(views, k=k, filters=filters), k)
         elif image is not None:
-            vec = self.embed_query(image)
+            views = self.query_vectors(image)
+            return merge_views(self.search_vectors(views, k=k, filters=filters), k)
         else:
             vec = np.asarray(vector, dtype=np.float32)
         return self.search_vectors(vec[None, :], k=k, filters=filters, exclude=[exclude])[0]
@@ -696,11 +703,9 @@ class Catalog:
                         results[start + i] = a
                 if good:
                     vecs = self.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a]))
-                    if self.query_flip:
-                        vecs = mean_of_pairs(vecs)
-                    hits = self.search_vectors(vecs, k=k, filters=filters)
-                    for (i, _), h in zip(good, hits, strict=True):
-                        results[start + i] = h
+                    found = iter(self.search_vectors(vecs, k=k, filters=filters))
+                    for i, views in good:
+                        results[start + i] = merge_views([next(found) for _ in views], k)
         return results
 
     # --- browsing ------------------------------------------------------------------------------
@@ -736,6 +741,20 @@ class Catalog:
             "created": self.manifest.get("created"),
             "lookalike_version": self.manifest.get("lookalike_version"),
         }
+
+
+def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
+    """The top ``k`` of several views of one query (a picture and its mirror image): each product
+    scores its best view. Exact: the top ``k`` by best view lie in the union of each view's top ``k``."""
+    if len(hit_lists) == 1:
+        return hit_lists[0][:k]
+    best: dict[str, Hit] = {}
+    for hits in hit_lists:
+        for hit in hits:
+            known = best.get(hit.id)
+            if known is None or hit.score > known.score:
+                best[hit.id] = hit
+    return sorted(best.values(), key=lambda h: -h.score)[:k]
 
 
 def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:

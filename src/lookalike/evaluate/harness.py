@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lookalike.evaluate import metrics as M
 from lookalike.evaluate.datasets import Criterion, EvalTask, ImageSet
-from lookalike.extractors.base import Extractor, mean_of_pairs, with_mirror
+from lookalike.extractors.base import Extractor
 from lookalike.imaging.decode import load_image
 
 __all__ = [
@@ -61,8 +61,7 @@ def embed_paths(
     flip: bool = False,
 ) -> np.ndarray:
     """Embed image files: decode + preprocess in ``workers`` threads, the model on batches in order.
-    ``flip``: each vector is the mean of the picture's and its mirror image's, as a catalogue's query
-    (:attr:`lookalike.Catalog.query_flip`).
+    ``flip``: embed the mirror images of the pictures instead.
 
     Raises the decoder's :class:`~lookalike.errors.ImageError` for an unreadable file: an evaluation
     set must be complete.
@@ -74,9 +73,7 @@ def embed_paths(
 
     def prepare(path: Path) -> np.ndarray:
         img = load_image(path, draft_size=draft)
-        if flip:
-            return np.stack([extractor.preprocess(v) for v in with_mirror(img)])
-        return extractor.preprocess(img)
+        return extractor.preprocess(ImageOps.mirror(img) if flip else img)
 
     out = np.zeros((len(paths), extractor.dim), dtype=np.float32)
     pending: deque[Future[np.ndarray]] = deque()
@@ -88,10 +85,7 @@ def embed_paths(
                 next_index += 1
             take = min(bs, len(pending))
             batch = [pending.popleft().result() for _ in range(take)]
-            if flip:
-                out[done : done + take] = mean_of_pairs(extractor.embed_preprocessed(np.concatenate(batch)))
-            else:
-                out[done : done + take] = extractor.embed_preprocessed(np.stack(batch))
+            out[done : done + take] = extractor.embed_preprocessed(np.stack(batch))
             done += take
             if progress is not None:
                 progress(done, len(paths))
@@ -228,8 +222,8 @@ class EmbeddingCache:
         flip: bool = False,
     ) -> tuple[np.ndarray, int]:
         """Embeddings of ``images``, computing only the ones not cached; returns (array, n computed).
-        ``flip``: query vectors averaged with the mirror images' (cached apart from the plain ones)."""
-        key = self.key(extractor) + ("-flip" if flip else "")
+        ``flip``: of their mirror images (cached apart)."""
+        key = self.key(extractor) + ("-mirror" if flip else "")
         fps = _fingerprints(images.paths)
         array, found = self.lookup(key, fps, extractor.dim)
         missing = np.flatnonzero(~found)
@@ -249,11 +243,13 @@ def rank_exact(
     k: int,
     exclude: Sequence[int] | np.ndarray | None = None,
     chunk: int = 512,
+    mirrored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` gallery indices and cosine scores per query, best first, ties by gallery order.
 
     ``exclude[i]`` (>= 0) is a gallery index never returned for query i. Rows with fewer than ``k``
-    candidates are padded with index -1 and score -inf.
+    candidates are padded with index -1 and score -inf. ``mirrored``: vectors of the queries' mirror
+    images; a gallery item then scores the better of its two similarities (as a catalogue search).
     """
     k = int(k)
     if k <= 0:
@@ -266,6 +262,8 @@ def rank_exact(
     top_score = np.full((nq, k), -np.inf, dtype=np.float32)
     for start in range(0, nq, chunk):
         sims = q[start : start + chunk] @ g.T
+        if mirrored is not None:
+            np.maximum(sims, np.asarray(mirrored, dtype=np.float32)[start : start + chunk] @ g.T, out=sims)
         for r in range(sims.shape[0]):
             row = sims[r]
             bad = excl[start + r]
@@ -419,9 +417,10 @@ def evaluate_task(
 ) -> TaskResult:
     """Run ``task`` with ``extractor``: embed (cached), rank exactly, score every criterion.
 
-    Query pictures are embedded as a catalogue embeds a search's picture: with ``query_flip`` (the
-    default, as :class:`lookalike.Catalog`), the mean of the picture's and its mirror image's vector.
-    A task whose queries are its gallery ("more like this") uses the gallery's vectors."""
+    Query pictures are ranked as a catalogue ranks a search picture: with ``query_flip`` (the default,
+    as :class:`lookalike.Catalog`), each product scores the better of its similarity to the picture and
+    to the picture's mirror image. A task whose queries are its gallery ("more like this") uses the
+    gallery's vectors."""
     cache = cache if cache is not None else EmbeddingCache()
     timings: dict[str, float] = {}
     computed: dict[str, int] = {}
@@ -432,11 +431,16 @@ def evaluate_task(
             continue
         t0 = time.perf_counter()
         report = functools.partial(progress, part) if progress is not None else None
-        flip = query_flip and part == "queries"
-        embedded[part], computed[part] = cache.embed(extractor, images, batch_size, workers, report, flip)
+        embedded[part], computed[part] = cache.embed(extractor, images, batch_size, workers, report)
+        if part == "queries" and query_flip:
+            embedded["mirrored"], computed["mirrored"] = cache.embed(
+                extractor, images, batch_size, workers, report, flip=True
+            )
         timings[f"{part}_embed"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    top_idx, top_score = rank_exact(embedded["queries"], embedded["gallery"], k, task.exclude)
+    top_idx, top_score = rank_exact(
+        embedded["queries"], embedded["gallery"], k, task.exclude, mirrored=embedded.get("mirrored")
+    )
     timings["rank"] = time.perf_counter() - t0
     results = {c.name: score_ranking(top_idx, c, task.query_groups, task.exclude, k) for c in task.criteria}
     return TaskResult(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["Extractor", "PreprocessCfg", "l2_normalize", "mean_of_pairs", "with_mirror"]
+__all__ = ["Extractor", "PreprocessCfg", "l2_normalize", "with_mirror"]
 
 ResizeMode = Literal["squash", "center_crop", "pad"]
 
@@ -77,16 +77,10 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 
 def with_mirror(img: Image.Image) -> list[Image.Image]:
-    """A query picture and its mirror image (query-side test-time augmentation; see :func:`mean_of_pairs`)."""
+    """A query picture and its mirror image: a search ranks products by the better of the two
+    similarities (:attr:`lookalike.Catalog.query_flip`), so a garment photographed facing the other way
+    than the catalogue's shots is still found, and the picture itself still scores 1."""
     return [img, ImageOps.mirror(img)]
-
-
-def mean_of_pairs(vectors: np.ndarray) -> np.ndarray:
-    """(2n, d) embeddings of n pictures, each followed by its mirror image's -> (n, d): each pair's mean,
-    L2-normalised. On held-out shoppers' photos with lookalike-fashion: mP@10 0.799 -> 0.805, mP@1
-    0.807 -> 0.817 (docs/quality.md); a search costs one more picture in the model's batch."""
-    v = np.asarray(vectors, dtype=np.float32)
-    return l2_normalize(v.reshape(-1, 2, v.shape[1]).mean(axis=1))
 
 
 class Extractor(abc.ABC):
