@@ -640,13 +640,10 @@ class Catalog:
             if vec is None:
                 raise ProductNotFoundError(f"no product with id {product_id!r}")
             exclude.add(product_id)
-        elif url is not None:
-            if not url.lower().startswith(("http://", "https://")):
+        elif url is not None or image is not None:
+            if url is not None and not url.lower().startswith(("http://", "https://")):
                 raise InvalidQueryError("url must start with http:// or https://")
-            views = self.query_vectors(url)
-            return merge_views(self.search_vectors(views, k=k, filters=filters), k)
-        elif image is not None:
-            views = self.query_vectors(image)
+            views = self.query_vectors(url if url is not None else image)  # type: ignore[arg-type]
             return merge_views(self.search_vectors(views, k=k, filters=filters), k)
         else:
             vec = np.asarray(vector, dtype=np.float32)
@@ -679,15 +676,10 @@ class Catalog:
         """Search many query images at once (batched embedding); a query that fails gives its error."""
         _check_k(k)
         results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
-        size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
 
         def prep(image: ImageInput) -> list[np.ndarray] | LookalikeError:
             try:
-                name = Path(os.fspath(image)).name if isinstance(image, str | os.PathLike) else "image"
-                if isinstance(image, Image.Image):
-                    img = image.convert("RGB")
-                else:
-                    img = open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
+                img = self._query_image(image)
                 return [self.extractor.preprocess(v) for v in (with_mirror(img) if self.query_flip else [img])]
             except LookalikeError as exc:
                 return exc

@@ -433,6 +433,7 @@ def evaluate_task(
         report = functools.partial(progress, part) if progress is not None else None
         embedded[part], computed[part] = cache.embed(extractor, images, batch_size, workers, report)
         if part == "queries" and query_flip:
+            report = functools.partial(progress, "mirrored") if progress is not None else None
             embedded["mirrored"], computed["mirrored"] = cache.embed(
                 extractor, images, batch_size, workers, report, flip=True
             )
