@@ -185,7 +185,10 @@ class HitOut(BaseModel):
 
     rank: int = Field(ge=1)
     id: str
-    score: float = Field(description="Cosine similarity, higher is closer (1 = identical picture).")
+    score: float = Field(
+        description="Cosine similarity, higher is closer (1 = identical picture). A picture query scores each "
+        "product by the better of the picture and its mirror image."
+    )
     product: ProductOut
 
     @classmethod
