@@ -31,6 +31,18 @@ def test_ingest_search_json(cli_catalog, capsys):
     assert result["hits"][0]["id"] == "13466" and len(result["hits"]) == 3
 
 
+def test_search_of_a_mirrored_picture_with_and_without_the_mirror_view(cli_catalog, tmp_path, capsys):
+    from PIL import Image, ImageOps
+
+    mirrored = tmp_path / "mirrored.png"
+    ImageOps.mirror(Image.open(PRODUCTS_DIR / "images/13466.jpg").convert("RGB")).save(mirrored)
+    code, out, _ = run(capsys, "search", cli_catalog, mirrored, "-k", "1", "--json")
+    hit = json.loads(out)["hits"][0]
+    assert code == 0 and hit["id"] == "13466" and hit["score"] == pytest.approx(1.0, abs=1e-3)
+    code, out, _ = run(capsys, "search", cli_catalog, mirrored, "-k", "1", "--json", "--no-query-flip")
+    assert code == 0 and json.loads(out)["hits"][0]["score"] < 0.999  # the picture alone
+
+
 def test_search_table_with_filters(cli_catalog, capsys):
     code, out, _ = run(capsys, "search", cli_catalog, PHOTOS / "shoes.jpg", "--gender", "Women", "-k", "5")
     assert code == 0 and "Women" in out and " Men " not in out

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, features
+from PIL import Image, ImageOps, features
 
 from lookalike.service import ServiceSettings, create_app
 from lookalike.service.middleware import BodySizeLimitMiddleware
@@ -276,6 +276,17 @@ def test_upload_search_ranks_the_same_product_first(client: TestClient, tiny_row
     assert "image" not in first["product"]  # the server-side source path is never shown
     scores = [h["score"] for h in body["hits"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_an_upload_is_also_searched_as_its_mirror_image_unless_turned_off(
+    client: TestClient, tiny_catalog: Path, tiny_rows: list[dict[str, str]]
+) -> None:
+    row = tiny_rows[5]
+    mirrored = _encode(ImageOps.mirror(Image.open(DEMO / row["image"]).convert("RGB")), "PNG")
+    assert _top(_upload(client, mirrored, "mirrored.png")) == (row["id"], pytest.approx(1.0, abs=1e-3))
+    with TestClient(create_app(tiny_catalog, _settings(query_flip=False))) as plain:
+        _, score = _top(_upload(plain, mirrored, "mirrored.png"))
+    assert score < 0.999  # the picture alone: its mirror image is another picture
 
 
 def test_upload_search_uses_the_default_k(client: TestClient, tiny_rows: list[dict[str, str]]) -> None:

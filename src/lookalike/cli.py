@@ -316,6 +316,9 @@ def search(
     min_price: Annotated[float | None, typer.Option(help="Filter: lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Filter: highest price.")] = None,
     allow_private_urls: Annotated[bool, typer.Option(help="Allow image URLs on private hosts.")] = False,
+    query_flip: Annotated[
+        bool, typer.Option(help="Also search the picture's mirror image (each product scores its better view).")
+    ] = True,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
@@ -327,7 +330,8 @@ def search(
     if sum(x is not None for x in (query, product, batch)) != 1:
         raise InvalidQueryError("give exactly one of QUERY, --product ID or --batch FILE")
     filters = _filters(category, subcategory, article_type, gender, colour, brand, min_price, max_price)
-    cat = _open_catalog(catalog, backend, uri, token, fetch_settings=FetchSettings(allow_private=allow_private_urls))
+    settings = FetchSettings(allow_private=allow_private_urls)
+    cat = _open_catalog(catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip)
     with cat:
         if batch is not None:
             _search_batch(cat, batch, k, filters, as_json)

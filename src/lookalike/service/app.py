@@ -50,6 +50,7 @@ def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Cat
             total_timeout=settings.url_timeout,
             read_timeout=min(10.0, settings.url_timeout),
         ),
+        query_flip=settings.query_flip,
     )
     try:
         from PIL import Image

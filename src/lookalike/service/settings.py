@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (comma-separated); empty: CORS off.",
     )
+    query_flip: bool = Field(
+        default=True, description="Also search an uploaded picture's mirror image (a product scores its better view)."
+    )
     default_k: int = Field(default=24, ge=1, description="Results returned when a search gives no k.")
     max_k: int = Field(default=100, ge=1, le=1000, description="Most results one search may ask for.")
     backend: str = Field(default="embedded", pattern="^(embedded|milvus)$", description="Catalogue backend.")
