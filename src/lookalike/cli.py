@@ -529,7 +529,7 @@ def eval_(
     batch_size: Annotated[int | None, typer.Option(help="Images per model batch.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding threads.")] = None,
     query_flip: Annotated[
-        bool, typer.Option(help="Query pictures as a catalogue searches them: averaged with their mirror image.")
+        bool, typer.Option(help="Rank as a catalogue searches: each product scores the picture or its mirror image.")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -490,8 +490,7 @@ def run_training(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[s
     log(f"[train] {len(index)} samples; classes: " + ", ".join(f"{k} {len(v)}" for k, v in vocabs.items()))
 
     summary: dict[str, Any] = {"config": _jsonable(asdict(cfg))}
-    kinds = [str(sm["kind"]) for sm in samples]
-    summary["samples"] = {k: kinds.count(k) for k in sorted(set(kinds))}
+    summary["samples"] = dict(sorted(Counter(str(sm["kind"]) for sm in samples).items()))
     if cfg.evaluate:
         before = protocol_scores(cfg, rec, baseline_embed(eval_store))
         log(f"[eval] ImageNet Lite0: {format_scores(before)}")
