@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +219,36 @@ def test_default_extractor_is_the_trained_fashion_model():
     v = ext.embed([load_image(PHOTOS / "shoes.jpg")])
     assert v.shape == (1, 256)
     np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
+
+
+def test_the_registry_alone_knows_the_builtin_and_hub_names():
+    code = (
+        "from lookalike.extractors.registry import extractor_prefixes, extractor_spec, list_extractors\n"
+        "assert {'lookalike-fashion', 'colour-histogram', 'clip-vit-b32'} <= set(list_extractors())\n"
+        "assert 'clip' in extractor_prefixes()\n"
+        "assert extractor_spec('colour-histogram').dim == 360\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_registry_imports_no_extractor_implementation():
+    """No import cycle inside the package: the implementations register themselves with the registry."""
+    package = Path(__file__).resolve().parents[1] / "src" / "lookalike" / "extractors"
+    imports: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found |= {n.rpartition(".")[2] for n in names if n.startswith("lookalike.extractors.")}
+        imports[path.stem] = found & {p.stem for p in package.glob("*.py")}
+    assert imports["registry"] <= {"base", "onnx"}, imports["registry"]  # onnx: user models' specs
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in imports[start])
+
+    assert [m for m in imports if m != "__init__" and reaches(m, m, {m})] == []

@@ -1,5 +1,12 @@
-"""Feature extractors behind one interface and one registry."""
+"""Feature extractors behind one interface and one registry.
 
+Importing this package loads the built-in extractors, which register themselves with the registry
+(cheap: no model is loaded). Python imports the package before any of its modules, so
+``lookalike.extractors.registry`` alone also knows them.
+"""
+
+# builtin and hub are imported for their side effect: their @register_extractor calls.
+from lookalike.extractors import builtin, hub  # noqa: F401
 from lookalike.extractors.base import Extractor, PreprocessCfg, l2_normalize
 from lookalike.extractors.builtin import DEFAULT_EXTRACTOR
 from lookalike.extractors.registry import (

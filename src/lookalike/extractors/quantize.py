@@ -302,7 +302,7 @@ def quantize_extractor(
 ) -> QuantizeResult:
     """Quantise the ONNX extractor ``name`` and register the result as ``<name>-int8`` (persisted);
     ``keep_fp32``, ``keep_first``: what to leave in FP32 (see :func:`quantize_onnx`)."""
-    from lookalike.extractors.registry import create_extractor
+    from lookalike.extractors import create_extractor
 
     if name.endswith(INT8_SUFFIX):
         raise ExtractorNotFoundError(f"{name!r} is already an INT8 model")
@@ -424,8 +424,8 @@ def preferred_extractor(name: str) -> str:
 
 def _current_onnx_path(name: str) -> Path | None:
     """The ONNX file ``create_extractor(name)`` would load now, without loading it."""
+    from lookalike.extractors import extractor_spec
     from lookalike.extractors.builtin import find_model_file
-    from lookalike.extractors.registry import extractor_spec
 
     spec = extractor_spec(name)
     path = spec.extra.get("path")

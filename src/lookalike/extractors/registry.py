@@ -6,6 +6,9 @@ whether its weights are present). Families of checkpoints are named ``PREFIX:REF
 resolves the reference to a spec whose ``name`` is canonical. User ONNX models join the registry with
 :func:`register_onnx_model` (for this process) or by a spec file ``NAME.json`` in
 :func:`lookalike.config.user_model_dir` (persisted; written by ``lookalike models add``).
+
+The registry imports no implementation: ``builtin`` and ``hub`` register themselves when
+``lookalike.extractors`` (the package, which Python imports before any of its modules) loads them.
 """
 
 from __future__ import annotations
@@ -97,7 +100,6 @@ def register_extractor_prefix(prefix: str, resolver: Callable[[str], ExtractorSp
 
 def extractor_prefixes() -> dict[str, str]:
     """Registered name prefixes (``clip`` for ``clip:<...>``) and their descriptions."""
-    _load_builtins()
     return {p: desc for p, (_, desc) in sorted(_PREFIXES.items())}
 
 
@@ -146,16 +148,10 @@ def _onnx_spec(name: str, path: Path, cfg: PreprocessCfg, description: str, dim:
 
 
 def _all_specs() -> dict[str, ExtractorSpec]:
-    _load_builtins()
     specs = dict(_REGISTRY)
     for name, spec in _user_specs().items():
         specs.setdefault(name, spec)
     return specs
-
-
-def _load_builtins() -> None:
-    # Importing the modules runs their @register_extractor decorators (cheap: no model is loaded).
-    from lookalike.extractors import builtin, hub  # noqa: F401
 
 
 def list_extractors(pattern: str = "*", available_only: bool = False) -> list[str]:
@@ -211,7 +207,6 @@ def register_onnx_model(
     """
     if not _NAME_RE.match(name):
         raise ExtractorNotFoundError(f"invalid model name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
-    _load_builtins()
     if name in _REGISTRY and _REGISTRY[name].kind == "builtin":
         raise ExtractorNotFoundError(f"{name!r} is a built-in extractor; choose another name")
     model_path = Path(path).expanduser().resolve()
