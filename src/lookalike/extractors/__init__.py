@@ -5,8 +5,8 @@ Importing this package loads the built-in extractors, which register themselves 
 ``lookalike.extractors.registry`` alone also knows them.
 """
 
-# builtin and hub are imported for their side effect: their @register_extractor calls.
-from lookalike.extractors import builtin, hub  # noqa: F401
+# builtin and hub_names are imported for their side effect: their register_extractor calls.
+from lookalike.extractors import builtin, hub_names  # noqa: F401
 from lookalike.extractors.base import Extractor, PreprocessCfg, l2_normalize
 from lookalike.extractors.builtin import DEFAULT_EXTRACTOR
 from lookalike.extractors.registry import (

@@ -7,7 +7,7 @@ resolves the reference to a spec whose ``name`` is canonical. User ONNX models j
 :func:`register_onnx_model` (for this process) or by a spec file ``NAME.json`` in
 :func:`lookalike.config.user_model_dir` (persisted; written by ``lookalike models add``).
 
-The registry imports no implementation: ``builtin`` and ``hub`` register themselves when
+The registry imports no implementation: ``builtin`` and ``hub_names`` register themselves when
 ``lookalike.extractors`` (the package, which Python imports before any of its modules) loads them.
 """
 
