@@ -1,0 +1,416 @@
+""":class:`MilvusBackend`: a catalogue's products and vectors in one Milvus collection.
+
+The layout (fields, manifest property, errors collection) is described in :mod:`lookalike.backends.milvus`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from lookalike.backends.base import ScoredProducts, StoredState, UpsertItem
+from lookalike.backends.milvus_client import IndexConfig, calling, redact
+from lookalike.backends.milvus_schema import (
+    ERRORS_SUFFIX,
+    MANIFEST_PROPERTY,
+    MAX_VARCHAR,
+    NAME_RE,
+    PRODUCT_FIELDS,
+    STATE_FIELDS,
+    TEXT_FIELDS,
+    VECTOR,
+    _check_id,
+    _expressible,
+    _ids_expression,
+    _product,
+    _text,
+    filter_expression,
+    fold,
+    milvus_string,
+)
+from lookalike.errors import CatalogError, InvalidQueryError
+from lookalike.product import FILTER_FIELDS, Filters, Product
+
+__all__ = ["MilvusBackend"]
+
+SCAN_BATCH = 10_000  # a Milvus server caps offset + limit at 16,384
+ID_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class MilvusBackend:
+    """Products and vectors in a Milvus collection; searches filter inside Milvus."""
+
+    kind = "milvus"
+
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        dim: int,
+        uri: str,
+        index: IndexConfig | None = None,
+        consistency_level: str = "Strong",
+        partition_key: str | None = None,
+    ) -> None:
+        """Wrap an existing collection (see :meth:`create_collections` and :func:`open_milvus_catalog`)."""
+        self.client = client
+        self.collection = collection
+        self.errors_collection = collection + ERRORS_SUFFIX
+        self.dim = dim
+        self.uri = uri
+        self.index_config = index or IndexConfig()
+        self.consistency_level = consistency_level
+        self.partition_key = partition_key
+
+    # --- schema --------------------------------------------------------------------------------
+    @staticmethod
+    def check_name(name: str) -> str:
+        """Collection names: a letter or ``_`` then letters, digits, ``_`` (Milvus's rule), 200 at most."""
+        if not NAME_RE.match(name):
+            raise CatalogError(
+                f"invalid Milvus collection name {name!r}: use letters, digits and '_', starting with a letter"
+            )
+        return name
+
+    @classmethod
+    def create_collections(
+        cls,
+        client: Any,
+        collection: str,
+        dim: int,
+        manifest: dict[str, Any],
+        uri: str,
+        index: IndexConfig,
+        partition_key: str | None = None,
+        consistency_level: str = "Strong",
+    ) -> MilvusBackend:
+        """Create the product collection (and its errors collection) and return the backend."""
+        from pymilvus import DataType
+
+        cls.check_name(collection)
+        if partition_key is not None and partition_key not in FILTER_FIELDS:
+            raise CatalogError(f"partition key must be one of {', '.join(FILTER_FIELDS)}, not {partition_key!r}")
+        schema = client.create_schema(
+            auto_id=False,
+            enable_dynamic_field=False,
+            description=f"lookalike catalogue: {manifest['extractor']['name']} ({dim}-d)",
+        )
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
+        for name in (*TEXT_FIELDS, *STATE_FIELDS):
+            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
+        schema.add_field("price", DataType.DOUBLE, nullable=True)
+        schema.add_field("extra", DataType.JSON)
+        for name in FILTER_FIELDS:
+            is_key = name == partition_key
+            schema.add_field(
+                f"{name}_lc", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=not is_key, is_partition_key=is_key
+            )
+        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+        params = client.prepare_index_params()
+        params.add_index(field_name=VECTOR, index_type=index.type, metric_type="COSINE", params=index.params)
+        for name in (*(f"{f}_lc" for f in FILTER_FIELDS), "image_file"):
+            params.add_index(field_name=name, index_type="INVERTED")
+        properties = {
+            MANIFEST_PROPERTY: json.dumps(manifest, sort_keys=True),
+            "lookalike.extractor": str(manifest["extractor"]["name"]),
+            "lookalike.dim": str(dim),
+        }
+        backend = cls(client, collection, dim, uri, index, consistency_level, partition_key)
+        backend._create_errors_collection()
+        with calling(f"creating collection {collection!r}"):
+            client.create_collection(
+                collection, schema=schema, consistency_level=consistency_level, properties=properties
+            )
+            client.create_index(collection, params, sync=False)  # pymilvus polls every 0.5 s otherwise
+            client.load_collection(collection)
+        return backend
+
+    def _create_errors_collection(self) -> None:
+        from pymilvus import DataType
+
+        with calling(f"creating collection {self.errors_collection!r}"):
+            if self.client.has_collection(self.errors_collection):
+                return
+            schema = self.client.create_schema(
+                auto_id=False, enable_dynamic_field=False, description="lookalike ingest errors"
+            )
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
+            schema.add_field("image", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
+            schema.add_field("error", DataType.VARCHAR, max_length=MAX_VARCHAR)
+            schema.add_field("at", DataType.VARCHAR, max_length=32)
+            schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
+            params = self.client.prepare_index_params()
+            params.add_index(field_name=VECTOR, index_type="FLAT", metric_type="L2")
+            self.client.create_collection(
+                self.errors_collection, schema=schema, consistency_level=self.consistency_level
+            )
+            self.client.create_index(self.errors_collection, params, sync=False)
+            self.client.load_collection(self.errors_collection)
+
+    def load(self) -> None:
+        """Load both collections into memory (a no-op when they are loaded)."""
+        self._create_errors_collection()
+        for name in (self.collection, self.errors_collection):
+            with calling(f"loading collection {name!r}"):
+                state = self.client.get_load_state(name).get("state")
+                if getattr(state, "name", str(state)) != "Loaded":
+                    self.client.load_collection(name)
+
+    # --- low-level reads -----------------------------------------------------------------------
+    def _query(
+        self,
+        expr: str,
+        fields: Sequence[str],
+        limit: int | None = None,
+        offset: int | None = None,
+        ordered: bool = False,
+        collection: str | None = None,
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"consistency_level": self.consistency_level}
+        if limit is not None:
+            kwargs["limit"] = limit
+        if offset:
+            kwargs["offset"] = offset
+        if ordered:
+            kwargs["iterator"] = "True"  # results in primary-key order (what pymilvus's iterators use)
+        with calling("query"):
+            rows = self.client.query(collection or self.collection, filter=expr, output_fields=list(fields), **kwargs)
+        return [dict(r) for r in rows]
+
+    def _scan(self, fields: Sequence[str], expr: str = "", collection: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every matching row, in primary-key order, :data:`SCAN_BATCH` rows a request."""
+        last: str | None = None
+        while True:
+            cursor = 'id >= ""' if last is None else f"id > {milvus_string(last)}"
+            where = f"({expr}) and {cursor}" if expr else cursor
+            rows = self._query(where, ["id", *fields], limit=SCAN_BATCH, ordered=True, collection=collection)
+            if not rows:
+                return
+            yield from rows
+            if len(rows) < SCAN_BATCH:
+                return
+            last = max(str(r["id"]) for r in rows)
+
+    def _rows(self, product_ids: Iterable[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        ids = _expressible(product_ids)
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, ID_CHUNK):
+            for row in self._query(_ids_expression(chunk), ["id", *fields]):
+                out[str(row["id"])] = row
+        return out
+
+    # --- reads ---------------------------------------------------------------------------------
+    def count(self, filters: Filters | None = None) -> int:
+        rows = self._query(filter_expression(filters), ["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def get(self, product_id: str) -> Product | None:
+        return self.get_many([product_id]).get(product_id)
+
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Products by id (missing ids are left out)."""
+        return {pid: _product(row) for pid, row in self._rows(product_ids, PRODUCT_FIELDS).items()}
+
+    def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
+        """A page of products in product-id order (the embedded backend pages in insertion order)."""
+        if limit <= 0:
+            return []
+        expr = filter_expression(filters)
+        if offset + limit <= SCAN_BATCH:
+            rows = self._query(expr or 'id >= ""', PRODUCT_FIELDS, limit=limit, offset=offset, ordered=True)
+            return [_product(r) for r in rows]
+        out: list[Product] = []
+        for i, row in enumerate(self._scan(PRODUCT_FIELDS[1:], expr)):
+            if i >= offset + limit:
+                break
+            if i >= offset:
+                out.append(_product(row))
+        return out
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every product id, in id order."""
+        for row in self._scan([]):
+            yield str(row["id"])
+
+    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[Any, Any]]]:
+        """Distinct values (case-insensitive) and counts, and the price range, like ``ProductStore.facets``.
+
+        Counted in Python over a scan of the collection: fine for thousands of products, a full read
+        for millions. A group's label is its most frequent spelling.
+        """
+        for name in fields:
+            if name not in FILTER_FIELDS:
+                raise InvalidQueryError(f"unknown facet field {name!r}")
+        counts: dict[str, Counter[str]] = {name: Counter() for name in fields}
+        spellings: dict[str, dict[str, Counter[str]]] = {name: {} for name in fields}
+        low = high = None
+        for row in self._scan([*fields, "price"]):
+            for name in fields:
+                value = row.get(name)
+                if value:
+                    key = fold(value)
+                    counts[name][key] += 1
+                    spellings[name].setdefault(key, Counter())[value] += 1
+            price = row.get("price")
+            if price is not None:
+                low = price if low is None else min(low, price)
+                high = price if high is None else max(high, price)
+        out: dict[str, list[tuple[Any, Any]]] = {}
+        for name in fields:
+            pairs = [(spellings[name][key].most_common(1)[0][0], n) for key, n in counts[name].items()]
+            out[name] = sorted(pairs, key=lambda p: (-p[1], p[0]))
+        out["price"] = [("min", low), ("max", high)] if low is not None else []
+        return out
+
+    def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:
+        rows = self._rows(product_ids, ["image", *STATE_FIELDS])
+        return {
+            pid: StoredState(r.get("image"), r.get("image_sha"), r.get("meta_hash"), r.get("image_file"))
+            for pid, r in rows.items()
+        }
+
+    def vector_of(self, product_id: str) -> np.ndarray | None:
+        return self.vectors_of([product_id]).get(product_id)
+
+    def vectors_of(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        rows = self._rows(product_ids, [VECTOR])
+        return {pid: np.asarray(r[VECTOR], dtype=np.float32) for pid, r in rows.items()}
+
+    def image_file_of(self, product_id: str) -> str | None:
+        row = self._rows([product_id], ["image_file"]).get(product_id)
+        return row.get("image_file") if row else None
+
+    def image_file_in_use(self, image_file: str) -> bool:
+        return bool(self._query(f"image_file == {milvus_string(image_file)}", ["id"], limit=1))
+
+    def errors(self) -> list[dict[str, Any]]:
+        rows = self._scan(["image", "error", "at"], collection=self.errors_collection)
+        out = [{"id": r["id"], "image": r.get("image"), "error": r["error"], "at": r["at"]} for r in rows]
+        return sorted(out, key=lambda e: (e["at"], e["id"]))
+
+    # --- writes --------------------------------------------------------------------------------
+    def upsert(self, items: Sequence[UpsertItem], errors: Sequence[tuple[str, str | None, str]] = ()) -> None:
+        """Write products (a metadata-only item keeps the stored vector and picture) and ingest errors."""
+        latest = {it.product.id: it for it in items}  # last one wins, as in one SQLite transaction
+        meta_only = [pid for pid, it in latest.items() if it.vector is None]
+        stored = self._rows(meta_only, [VECTOR, "image_sha", "image_file"]) if meta_only else {}
+        rows = []
+        for pid, item in latest.items():
+            if item.vector is None:
+                old = stored.get(pid)
+                if old is None:
+                    raise CatalogError(f"product {pid!r} is new and has no embedding")
+                rows.append(self._row(item.product, old[VECTOR], old.get("image_sha"), old.get("image_file")))
+            else:
+                rows.append(self._row(item.product, item.vector, item.image_sha, item.image_file))
+        for chunk in _chunks(rows, 1000):
+            with calling(f"upsert into {self.collection!r}"):
+                self.client.upsert(self.collection, list(chunk))
+        if errors:
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            latest_errors = {pid: (image, msg) for pid, image, msg in errors}
+            error_rows = [
+                {"id": _check_id(pid), "image": _text(image), "error": _text(msg) or "", "at": at, VECTOR: [0.0, 0.0]}
+                for pid, (image, msg) in latest_errors.items()
+            ]
+            with calling("recording ingest errors"):
+                self.client.upsert(self.errors_collection, error_rows)
+        self._clear_errors(list(latest))
+
+    def _row(self, p: Product, vector: Any, image_sha: str | None, image_file: str | None) -> dict[str, Any]:
+        vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.dim:
+            raise CatalogError(f"embedding has dimension {vec.shape[0]}, catalogue expects {self.dim}")
+        row: dict[str, Any] = {"id": _check_id(p.id)}
+        for name in TEXT_FIELDS:
+            row[name] = _text(getattr(p, name))
+        row["price"] = None if p.price is None else float(p.price)
+        row["extra"] = json.loads(json.dumps(p.extra or {}, default=str))
+        row["image_sha"], row["image_file"], row["meta_hash"] = image_sha, _text(image_file), p.metadata_hash()
+        for name in FILTER_FIELDS:
+            value = row[name]
+            missing = "" if name == self.partition_key else None  # a partition key cannot be null
+            row[f"{name}_lc"] = missing if value is None else fold(value)
+        row[VECTOR] = vec.tolist()
+        return row
+
+    def _clear_errors(self, product_ids: Sequence[str]) -> None:
+        ids = _expressible(product_ids)
+        for chunk in _chunks(ids, ID_CHUNK):
+            found = self._query(_ids_expression(chunk), ["id"], collection=self.errors_collection)
+            if found:
+                with calling("clearing ingest errors"):
+                    self.client.delete(self.errors_collection, filter=_ids_expression([str(r["id"]) for r in found]))
+
+    def delete(self, product_ids: Sequence[str]) -> tuple[int, list[str]]:
+        rows = self._rows(product_ids, ["image_file"])
+        for chunk in _chunks(list(rows), ID_CHUNK):
+            with calling(f"delete from {self.collection!r}"):
+                self.client.delete(self.collection, filter=_ids_expression(chunk))
+        self._clear_errors(list(product_ids))
+        return len(rows), [r["image_file"] for r in rows.values() if r.get("image_file")]
+
+    # --- search --------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredProducts]:
+        expr = filter_expression(filters)
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        out: list[ScoredProducts] = []
+        for start in range(0, q.shape[0], 256):
+            with calling("search"):
+                found = self.client.search(
+                    self.collection,
+                    data=q[start : start + 256].tolist(),
+                    anns_field=VECTOR,
+                    limit=k,
+                    filter=expr,
+                    output_fields=list(PRODUCT_FIELDS),
+                    search_params=self.index_config.for_search(k),
+                    consistency_level=self.consistency_level,
+                )
+            for hits in found:
+                out.append([(_product(h["entity"]), float(h["distance"])) for h in hits])
+        return out
+
+    # --- housekeeping --------------------------------------------------------------------------
+    def verify(self) -> dict[str, Any]:
+        """Vectors are fields of the product rows, so they cannot drift: checks the index is there."""
+        n = self.count()
+        with calling("describe_index"):
+            indexes = self.client.list_indexes(self.collection, field_name=VECTOR)
+        return {
+            "products": n,
+            "vectors": n,
+            "missing_from_index": 0,
+            "orphans_in_index": 0,
+            "ok": bool(indexes),
+        }
+
+    def checkpoint(self) -> None:
+        """Flush (seal) the collection's growing segments; Milvus has the rows in its log already."""
+        with calling(f"flush of {self.collection!r}"):
+            self.client.flush(self.collection)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.kind,
+            "uri": redact(self.uri),
+            "collection": self.collection,
+            "index": self.index_config.type,
+            "metric": "cosine",
+            "consistency": self.consistency_level,
+        }
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
