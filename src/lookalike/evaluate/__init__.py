@@ -3,6 +3,7 @@
 ``report`` (charts) needs matplotlib and is imported on its own: ``from lookalike.evaluate import report``.
 """
 
+from lookalike.evaluate.cache import EmbeddingCache
 from lookalike.evaluate.datasets import (
     Criterion,
     EvalTask,
@@ -13,14 +14,8 @@ from lookalike.evaluate.datasets import (
     photo_task,
     subsample_queries,
 )
-from lookalike.evaluate.harness import (
-    CriterionResult,
-    EmbeddingCache,
-    TaskResult,
-    evaluate_task,
-    rank_exact,
-    run_evaluation,
-)
+from lookalike.evaluate.harness import TaskResult, evaluate_task, run_evaluation
+from lookalike.evaluate.ranking import CriterionResult, rank_exact
 
 __all__ = [
     "Criterion",

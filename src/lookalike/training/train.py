@@ -45,7 +45,7 @@ __all__ = ["EVAL_PREPROCESS", "TrainConfig", "run_training"]
 # --- the dev protocol on cached embeddings ------------------------------------------------------------
 def protocol_scores(cfg: TrainConfig, rec: Records, emb: np.ndarray, k: int = 10) -> dict[str, float]:
     """EVALUATION.md on cached embeddings: catalogue test split, photos (held-out and all contributors)."""
-    from lookalike.evaluate.harness import rank_exact, score_ranking
+    from lookalike.evaluate.ranking import rank_exact, score_ranking
 
     nc = len(rec.catalog)
     cat_emb, photo_emb = emb[:nc], emb[nc:]
