@@ -19,6 +19,7 @@ __all__ = [
     "ImageDecodeError",
     "ImageError",
     "ImageTooLargeError",
+    "InvalidProductError",
     "InvalidQueryError",
     "LookalikeError",
     "ModelLoadError",
@@ -141,6 +142,11 @@ class InvalidQueryError(LookalikeError):
     """A search request that cannot be answered as asked (bad k, bad filter, no query...)."""
 
     status_code = 422
+
+
+class InvalidProductError(InvalidQueryError):
+    """A product that cannot be stored as given: an id that is empty or only whitespace, a price that is
+    not a finite number."""
 
 
 class SourceError(LookalikeError):

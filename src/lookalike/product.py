@@ -4,10 +4,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["FILTER_FIELDS", "Filters", "Hit", "Product"]
+from lookalike.errors import InvalidProductError
+
+__all__ = ["FILTER_FIELDS", "Filters", "Hit", "Product", "validate_price", "validate_product_id"]
+
+
+def validate_product_id(value: Any) -> str:
+    """``value`` if it can be a product id: a string with something besides whitespace (Unicode
+    whitespace too: no-break and ideographic spaces, NEL). Raises :class:`InvalidProductError`."""
+    if value is None:
+        raise InvalidProductError("product id is missing (or empty, or only whitespace)")
+    if not isinstance(value, str):
+        raise InvalidProductError(f"product id must be a string, not {type(value).__name__}")
+    if not value.strip():
+        what = "empty" if not value else f"only whitespace ({value!r})"
+        raise InvalidProductError(f"product id is {what}")
+    return value
+
+
+def validate_price(value: Any) -> float | None:
+    """``value`` as a float price, or ``None``; a price must be a finite number (no NaN or infinity).
+    Raises :class:`InvalidProductError`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidProductError(f"price must be a number, not {type(value).__name__}")
+    price = float(value)
+    if not math.isfinite(price):
+        raise InvalidProductError(f"price must be a finite number, not {price}")
+    return price
+
 
 # Metadata fields that filters can test for equality (and facets count).
 FILTER_FIELDS = ("category", "subcategory", "article_type", "gender", "colour", "brand")
@@ -29,6 +60,11 @@ class Product:
     image: str | None = None
     url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every way in (API, CLI, CSV, folder, Python) builds a Product: ids and prices are checked here
+        self.id = validate_product_id(self.id)
+        self.price = validate_price(self.price)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,13 +9,14 @@ folder; http(s) URLs are fetched at ingest.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookalike.errors import SourceError
-from lookalike.product import Product
+from lookalike.errors import InvalidProductError, SourceError
+from lookalike.product import Product, validate_product_id
 
 __all__ = ["DEFAULT_COLUMNS", "IMAGE_EXTENSIONS", "IngestRecord", "read_csv", "read_folder"]
 
@@ -80,9 +81,12 @@ def _parse_price(value: str, line: int) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        price = float(text)
     except ValueError as exc:
         raise SourceError(f"line {line}: price {value!r} is not a number") from exc
+    if not math.isfinite(price):
+        raise SourceError(f"line {line}: price {value!r} is not a finite number")
+    return price
 
 
 def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iterator[IngestRecord]:
@@ -111,8 +115,10 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iter
         try:
             for line, row in enumerate(reader, start=2):
                 pid = (row.get(mapping["id"]) or "").strip()
-                if not pid:
-                    raise SourceError(f"{csv_path} line {line}: empty product id")
+                try:
+                    validate_product_id(pid)
+                except InvalidProductError as exc:
+                    raise SourceError(f"{csv_path} line {line}: {exc}") from exc
                 if pid in seen:
                     raise SourceError(f"{csv_path} line {line}: duplicate product id {pid!r}")
                 seen.add(pid)
@@ -128,7 +134,10 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iter
                 extra = {k: v for k, v in row.items() if k is not None and k not in mapped_cols and v not in (None, "")}
                 image_value = (row.get(mapping["image"]) or "").strip() if "image" in mapping else ""
                 source = _resolve_image(image_value, base, pid)
-                product = Product(id=pid, extra=extra, **fields)  # type: ignore[arg-type]
+                try:
+                    product = Product(id=pid, extra=extra, **fields)  # type: ignore[arg-type]
+                except InvalidProductError as exc:
+                    raise SourceError(f"{csv_path} line {line}: {exc}") from exc
                 product.image = source
                 yield IngestRecord(product, source)
         except csv.Error as exc:
@@ -165,6 +174,10 @@ def read_folder(path: str | Path) -> Iterator[IngestRecord]:
     for f in files:
         rel = f.relative_to(root)
         pid = rel.with_suffix("").as_posix()
+        try:
+            validate_product_id(pid)
+        except InvalidProductError as exc:
+            raise SourceError(f"{f}: {exc} (rename the file)") from exc
         category = rel.parts[0] if len(rel.parts) > 1 else None
         product = Product(id=pid, title=f.stem, category=category, image=str(f.resolve()))
         yield IngestRecord(product, str(f.resolve()))

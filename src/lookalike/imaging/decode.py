@@ -8,7 +8,13 @@ Every image that enters lookalike (catalogue files, uploads, URL bodies) goes th
 * CMYK, palette, 16-bit, grey and alpha images converted to 8-bit RGB; transparent areas become white,
   like a catalogue background;
 * animated images give their first frame;
-* JPEGs are decoded at reduced size (``draft``) when only a small image is needed.
+* JPEGs are decoded at reduced size (``draft``) when only a small image is needed;
+* memory stays bounded: the pixel buffer a decode will hold (``w * h`` times the bytes per pixel Pillow
+  stores) is checked against :attr:`DecodeLimits.decoded_bytes_cap` before any pixel is decoded, big
+  decodes wait for one of a few slots (:mod:`lookalike.imaging.slots`), and a picture far larger than any
+  model needs (shorter side at least twice :data:`MIN_KEEP_SIDE`) is reduced by a whole factor at once,
+  converted and reduced band by band, so no full-size copy is made (no EXIF copy, no RGB conversion, no
+  mirror image at full size). Ordinary pictures come out exactly as before.
 """
 
 from __future__ import annotations
@@ -26,8 +32,17 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from lookalike.imaging.slots import decode_slot
 
-__all__ = ["DecodeLimits", "image_format", "load_image", "open_image_bytes", "read_image_bytes"]
+__all__ = [
+    "MIN_KEEP_SIDE",
+    "DecodeLimits",
+    "decoded_bytes",
+    "image_format",
+    "load_image",
+    "open_image_bytes",
+    "read_image_bytes",
+]
 
 # Never decode a truncated file silently as a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -51,6 +66,30 @@ class DecodeLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     min_side: int = 1
+    max_decoded_bytes: int | None = None  # None: max_pixels pixels of 4 bytes (RGB, RGBA)
+
+    @property
+    def decoded_bytes_cap(self) -> int:
+        """The most bytes one decoded pixel buffer may hold."""
+        return self.max_decoded_bytes if self.max_decoded_bytes is not None else self.max_pixels * 4
+
+
+# A picture whose shorter side is at least twice this (or 6x the draft size) is reduced on decoding;
+# it keeps a shorter side of at least this (3x the draft size), more than any preprocessing resizes from.
+MIN_KEEP_SIDE = 1024
+_BAND_ROWS = 256  # rows converted at a time when reducing a big picture
+# Bytes per pixel as Pillow holds a mode in memory (RGB, LA, CMYK, I, F...: 4).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -144,11 +183,19 @@ def open_image_bytes(
                 )
             if min(width, height) < limits.min_side:
                 raise ImageDecodeError(f"{name}: image has no pixels ({width}x{height})")
-            if draft_size and fmt == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
+            if fmt == "JPEG":
+                side = draft_size or MIN_KEEP_SIDE
+                img.draft("RGB", (side, side))
             img.seek(0)
-            img.load()
-            return _to_rgb(img)
+            held = decoded_bytes(img.mode, img.size)
+            if held > limits.decoded_bytes_cap:
+                raise ImageTooLargeError(
+                    f"{name}: {width}x{height} {img.mode} pixels would take {held:,} bytes decoded, "
+                    f"over the {limits.decoded_bytes_cap:,}-byte limit"
+                )
+            with decode_slot(held):
+                img.load()
+                return _to_rgb(img, _reduce_factor(img.size, draft_size))
     except (ImageTooLargeError, UnsupportedImageError, ImageDecodeError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -161,22 +208,71 @@ def open_image_bytes(
         raise ImageTooLargeError(f"{name}: image too large to decode") from exc
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha composited on white)."""
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """Bytes Pillow holds for a decoded picture of this mode and size."""
+    return size[0] * size[1] * _PIXEL_BYTES.get(mode, 4)
+
+
+def _reduce_factor(size: tuple[int, int], draft_size: int | None) -> int:
+    """The whole factor a picture is reduced by on decoding: 1 unless its shorter side is at least twice
+    what is kept (:data:`MIN_KEEP_SIDE`, or 3x ``draft_size``: the preprocessing's own reducing gap)."""
+    keep = max(MIN_KEEP_SIDE, 3 * (draft_size or 0))
+    return max(1, min(size) // keep)
+
+
+def _orientation(img: Image.Image) -> int:
     with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise good picture
-        img = ImageOps.exif_transpose(img)
+        return int(img.getexif().get(0x0112, 1))
+    return 1
+
+
+def _to_rgb(img: Image.Image, factor: int = 1) -> Image.Image:
+    """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha composited on white), reduced by
+    ``factor``. No full-size copy is made when nothing needs changing."""
+    orientation = _orientation(img)
+    if factor > 1:
+        out = _reduced(img, factor)
+        method = _TRANSPOSE.get(orientation)
+        return out.transpose(method) if method is not None else out
+    if orientation in _TRANSPOSE:
+        with contextlib.suppress(Exception):
+            img = ImageOps.exif_transpose(img)
+    return _rgb(img)
+
+
+def _reduced(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` as RGB reduced by ``factor`` (box average), converted a band of rows at a time: the same
+    pixels as converting the whole picture and then reducing it, without the full-size RGB copy."""
+    if img.mode == "RGB":
+        return img.reduce(factor)
+    extrema = img.getextrema() if img.mode in _DEEP_MODES else None
+    w, h = img.size
+    out = Image.new("RGB", (-(-w // factor), -(-h // factor)))
+    rows = factor * max(1, _BAND_ROWS // factor)
+    for top in range(0, h, rows):
+        band = _rgb(img.crop((0, top, w, min(h, top + rows))), extrema)  # type: ignore[arg-type]
+        out.paste(band.reduce(factor), (0, top // factor))
+    return out
+
+
+def _rgb(img: Image.Image, extrema: tuple[float, float] | None = None) -> Image.Image:
+    """Any mode as 8-bit RGB (alpha composited on white). ``extrema``: the whole picture's (min, max),
+    when ``img`` is one band of a 16-bit or float picture."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
+        hi = float(extrema[1]) if extrema is not None else (float(arr.max()) if arr.size else 0.0)
         scale = 255.0 / 65535.0 if hi > 255 else 1.0
         arr8 = np.clip(arr * scale, 0, 255).astype(np.uint8)
         return Image.fromarray(arr8, mode="L").convert("RGB")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if extrema is not None:
+            lo, hi = float(extrema[0]), float(extrema[1])
+        else:
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         arr8 = ((arr - lo) / (hi - lo) * 255.0) if hi > lo else np.zeros_like(arr)
         return Image.fromarray(np.nan_to_num(arr8).astype(np.uint8), mode="L").convert("RGB")
     if mode == "P":
