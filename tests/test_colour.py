@@ -1,0 +1,132 @@
+"""Colour families, features, the colour head, colour-aware ranking and task 3's metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.colour import (
+    FAMILIES,
+    ColourFeatureCfg,
+    ColourModel,
+    agreement,
+    colour_features,
+    default_colour_model,
+    family_of,
+    preference_distribution,
+    rerank_order,
+)
+from lookalike.evaluate.colour_metrics import colour_scores
+from lookalike.training.colour import fit_softmax
+
+
+def test_catalogue_colour_names_map_to_families() -> None:
+    assert family_of("Navy Blue") == "blue"
+    assert family_of("  off-white ") == "white"
+    assert family_of("Maroon") == "red"
+    assert family_of("Beige") == "brown"
+    assert family_of("red") == "red"
+    assert family_of("Chartreuse-ish") is None
+    assert family_of(None) is None
+
+
+def test_a_preference_puts_all_mass_on_its_family_and_refuses_unknown_names() -> None:
+    p = preference_distribution("Maroon")
+    assert p[FAMILIES.index("red")] == 1.0 and p.sum() == 1.0
+    with pytest.raises(ValueError, match="unknown colour"):
+        preference_distribution("sparkly")
+
+
+def test_features_follow_the_mask_not_the_background() -> None:
+    cfg = ColourFeatureCfg()
+    arr = np.zeros((80, 80, 3), dtype=np.uint8)
+    arr[:] = (200, 20, 20)  # red background
+    arr[20:60, 20:60] = (20, 20, 200)  # blue garment in the middle
+    img = Image.fromarray(arr)
+    mask = np.zeros((80, 80), dtype=np.float32)
+    mask[20:60, 20:60] = 1
+    blue = colour_features(Image.fromarray(np.full((8, 8, 3), (20, 20, 200), np.uint8)), None, cfg)
+    red = colour_features(Image.fromarray(np.full((8, 8, 3), (200, 20, 20), np.uint8)), None, cfg)
+    masked = colour_features(img, mask, cfg)
+    assert float(masked @ blue) > 0.9 and float(masked @ red) < 0.3
+    assert masked.shape == (cfg.dim,) and abs(float(masked @ masked) - 1.0) < 1e-5
+
+
+def test_softmax_fit_separates_two_colours() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[1, 0, 0, 0]] * 50 + [[0, 1, 0, 0]] * 50, dtype=float)
+    x = rng.normal(0, 0.1, (100, 4)) + centres
+    y = np.array([0] * 50 + [3] * 50)
+    w, b = fit_softmax(x, y, epochs=200, lr=0.05)
+    pred = (x @ w + b).argmax(axis=1)
+    assert (pred == y).mean() == 1.0
+
+
+def test_shipped_colour_head_reads_plain_colours_on_white(tmp_path) -> None:
+    model = default_colour_model()
+    for rgb, fam in (((15, 15, 15), "black"), ((200, 20, 30), "red"), ((30, 60, 180), "blue")):
+        arr = np.full((96, 96, 3), 255, np.uint8)
+        arr[16:80, 24:72] = rgb
+        probs = model.predict(Image.fromarray(arr), (arr.min(axis=2) < 235).astype(np.float32))
+        assert FAMILIES[int(probs.argmax())] == fam, (rgb, dict(zip(FAMILIES, probs.round(2), strict=True)))
+    path = tmp_path / "head.json"
+    model.save(path)
+    again = ColourModel.load(path)
+    np.testing.assert_allclose(again.weights, model.weights, atol=1e-6)
+
+
+def test_rerank_adds_weighted_agreement_and_keeps_ties_in_order() -> None:
+    q = preference_distribution("red")
+    fams = np.array([FAMILIES.index("blue"), FAMILIES.index("red"), -1, FAMILIES.index("red")])
+    agree = agreement(q, fams)
+    assert agree.tolist() == [0.0, 1.0, 0.0, 1.0]
+    order, scores = rerank_order(np.array([0.9, 0.8, 0.85, 0.8]), agree, 0.2)
+    assert order.tolist() == [1, 3, 0, 2]
+    np.testing.assert_allclose(scores, [1.0, 1.0, 0.9, 0.85], atol=1e-6)
+
+
+def _brute(ranked, q_types, q_fams, g_types, g_fams, k):
+    tc, ft, typed, both, best, fam = [], [], 0, 0, [], {}
+    for i in range(len(q_types)):
+        top = [j for j in ranked[i][:k] if j >= 0]
+        t_hits = [j for j in top if g_types[j] in q_types[i]]
+        c_hits = [j for j in t_hits if g_fams[j] == q_fams[i]]
+        ft.append(len(t_hits) / k)
+        if q_fams[i] == "multi":
+            continue
+        tc.append(len(c_hits) / k)
+        fam.setdefault(q_fams[i], []).append(len(c_hits) / k)
+        typed += len(t_hits)
+        both += len(c_hits)
+        n_rel = sum(1 for j in range(len(g_types)) if g_types[j] in q_types[i] and g_fams[j] == q_fams[i])
+        best.append(min(k, n_rel) / k)
+    return np.mean(tc), np.mean(ft), both / typed, np.mean(best), {f: np.mean(v) for f, v in fam.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_colour_metrics_match_a_brute_force_count(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    types, fams = ["Shirts", "Jeans", "Heels"], ["red", "blue", "white", None]
+    ng, nq, k = 60, 25, 10
+    g_types = [types[i] for i in rng.integers(0, 3, ng)]
+    g_fams = [fams[i] for i in rng.integers(0, 4, ng)]
+    q_types = [frozenset(rng.choice(types, size=rng.integers(1, 3), replace=False)) for _ in range(nq)]
+    q_fams = [["red", "blue", "white", "multi"][i] for i in rng.integers(0, 4, nq)]
+    ranked = np.stack([rng.permutation(ng)[:12] for _ in range(nq)])
+    ranked[0, 5:] = -1  # a padded row
+    got = colour_scores(ranked, q_types, q_fams, g_types, g_fams, k)
+    tc, ft, share, best, fam = _brute(ranked, q_types, q_fams, g_types, g_fams, k)
+    assert got.type_colour == pytest.approx(tc)
+    assert got.fine_type == pytest.approx(ft)
+    assert got.colour_share == pytest.approx(share)
+    assert got.best == pytest.approx(best)
+    assert got.per_family == pytest.approx(fam)
+    assert got.colour_queries == sum(f != "multi" for f in q_fams)
+
+
+def test_colour_metrics_edge_cases() -> None:
+    with pytest.raises(ValueError):
+        colour_scores(np.zeros((1, 3), dtype=int), [frozenset({"a"})], ["red"], ["a"], ["red"], k=10)
+    only_multi = colour_scores(np.array([[0]]), [frozenset({"a"})], ["multi"], ["a"], ["red"], k=1)
+    assert only_multi.type_colour == 0.0 and only_multi.fine_type == 1.0 and only_multi.colour_share == 0.0
