@@ -19,6 +19,7 @@ from lookalike.cli.options import (
     TokenOpt,
     UriOpt,
     err,
+    interrupted,
     open_catalog,
     out,
     progress_shown,
@@ -71,7 +72,7 @@ def ingest(
     token: TokenOpt = None,
 ) -> None:
     """Add or update products from a folder or a CSV. Resumable: re-run to finish an interrupted ingest."""
-    from lookalike.catalog import IngestProgress
+    from lookalike.catalog import IngestProgress, IngestReport
     from lookalike.imaging import FetchSettings
     from lookalike.sources import read_csv, read_folder
 
@@ -90,7 +91,8 @@ def ingest(
     chosen = {"extractor": model} if model else {}  # none: an existing catalogue's, or the default model
     cat = open_catalog(catalog, backend, uri, token, create=True, fetch_settings=fetch, **chosen)
     with cat:
-        show = progress_shown(quiet)
+        before = len(cat)
+        seen: list[IngestReport] = []  # the ingest's running report, once a batch is committed
         progress = Progress(
             TextColumn("[bold]ingest"),
             BarColumn(),
@@ -99,17 +101,22 @@ def ingest(
             TextColumn("failed {task.fields[failed]}"),
             TimeElapsedColumn(),
             console=err,
-            disable=not show,
+            disable=not progress_shown(quiet),
         )
-        with progress:
-            task = progress.add_task("ingest", total=len(records), rate=0.0, failed=0)
+        try:
+            with progress:
+                task = progress.add_task("ingest", total=len(records), rate=0.0, failed=0)
 
-            def on_batch(p: IngestProgress) -> None:
-                r = p.report
-                elapsed = max(1e-9, progress.tasks[task].elapsed or 1e-9)
-                progress.update(task, completed=p.done, rate=r.embedded / elapsed, failed=len(r.failed))
+                def on_batch(p: IngestProgress) -> None:
+                    seen[:] = [p.report]
+                    r = p.report
+                    elapsed = max(1e-9, progress.tasks[task].elapsed or 1e-9)
+                    progress.update(task, completed=p.done, rate=r.embedded / elapsed, failed=len(r.failed))
 
-            report = cat.ingest(records, batch_size=batch_size, refresh=refresh, progress=on_batch)
+                report = cat.ingest(records, batch_size=batch_size, refresh=refresh, progress=on_batch)
+        except KeyboardInterrupt:  # the library re-raises once the batch in flight is committed
+            done = seen[0].added + seen[0].updated + seen[0].unchanged if seen else max(0, len(cat) - before)
+            interrupted(f"{done:,} of {len(records):,} products committed; run the same command again to resume")
         for pid, source, message in report.failed:
             err.print(f"[yellow]skipped[/] {escape(pid)} ({escape(str(source))}): {escape(message)}", highlight=False)
         out.print(

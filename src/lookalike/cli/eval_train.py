@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lookalike.cli.options import DatasetsOpt, QuietOpt, err, out, progress_shown
+from lookalike.cli.options import DatasetsOpt, QuietOpt, err, interrupted, out, progress_shown
 from lookalike.errors import LookalikeError
 
 __all__ = ["eval_", "train"]
@@ -100,8 +100,12 @@ def eval_(
         progress.update(bars[key], completed=done)
 
     started = time.perf_counter()
-    with progress:
-        results = run_evaluation(tasks, model_names, k, cache, batch_size, workers, on_progress, query_flip)
+    try:
+        with progress:
+            results = run_evaluation(tasks, model_names, k, cache, batch_size, workers, on_progress, query_flip)
+    except KeyboardInterrupt:  # the image sets embedded in full are cached; the report comes at the end
+        kept = f"image sets embedded so far are cached in {cache.root}; a re-run reuses them" if cache.root else ""
+        interrupted(f"no report written to {out_dir}; " + (kept or "nothing cached (--no-cache)"))
     seconds = time.perf_counter() - started
     settings = {
         "command": "lookalike " + shlex.join(sys.argv[1:]),
@@ -200,7 +204,13 @@ def train(
         head=HeadCfg(finetune=finetune, dim=dim),
         evaluate=evaluate,
     )
-    summary = run_training(cfg, log=lambda line: err.print(line, highlight=False, markup=False))
+    try:
+        summary = run_training(cfg, log=lambda line: err.print(line, highlight=False, markup=False))
+    except KeyboardInterrupt:
+        interrupted(
+            f"no model exported to {out_dir}; the backbone maps computed so far stay in {cfg.cache_dir}; "
+            "run the same command again to reuse them"
+        )
     onnx_path = Path(summary["export"]["path"])
     if install:
         from lookalike.config import user_model_dir

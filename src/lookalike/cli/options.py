@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ __all__ = [
     "TokenOpt",
     "UriOpt",
     "err",
+    "interrupted",
     "open_catalog",
     "out",
     "progress_shown",
@@ -84,10 +85,20 @@ def open_catalog(  # type: ignore[no-untyped-def]
         return Catalog.create(catalog, **kwargs)
 
 
+def interrupted(message: str) -> NoReturn:
+    """Ctrl-C in a long command: one line on stderr saying what was kept, and exit status 130 (SIGINT's)."""
+    err.print(f"interrupted: {message}", highlight=False, markup=False)
+    raise SystemExit(130)
+
+
 def run_app(app: typer.Typer) -> None:
     """Run ``app``, turning lookalike errors into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns the code of a typer.Exit, which Ctrl-C becomes (130)
+            if code == 130:
+                err.print("interrupted")
+            raise SystemExit(code)
     except LookalikeError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code if exc.exit_code else 1) from None
