@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -116,3 +121,99 @@ def test_console_script_runs_without_traceback(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: no lookalike catalogue") and "Traceback" not in proc.stderr
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------
+def _committed(catalog) -> int:
+    """Products the catalogue's SQLite store holds now (read beside a running ingest; WAL readers never block)."""
+    db = catalog / "products.db"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+    finally:
+        conn.close()
+
+
+def test_ctrl_c_during_ingest_exits_130_says_what_was_committed_and_a_rerun_finishes(tmp_path):
+    from lookalike import Catalog
+
+    images = sorted((PRODUCTS_DIR / "images").glob("*.jpg"))
+    total = 264  # over 256: the worker-process pipeline, as for a real catalogue
+    csv = tmp_path / "products.csv"
+    csv.write_text("id,image\n" + "".join(f"p{i},{images[i % len(images)]}\n" for i in range(total)))
+    catalog = tmp_path / "cat"
+    command = [sys.executable, "-m", "lookalike.cli", "ingest", catalog, "--csv", csv, "--batch-size", "8"]
+    env = {**os.environ, "LOOKALIKE_THREADS": "1"}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _committed(catalog) == 0:  # interrupt only once a batch is committed: no race with the start
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no batch committed in 30 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the ingest and its decode workers
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    found = re.search(rf"interrupted: (\d+) of {total} products committed; run the same command again to resume", err)
+    assert found, err
+    committed = int(found.group(1))
+    assert 0 < committed < total and committed == _committed(catalog)
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"{total - committed} added, 0 updated, {committed} unchanged" in again.stdout
+    with Catalog.open(catalog) as cat:
+        assert len(cat) == total and cat.verify()["ok"]
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_eval_exits_130_and_says_where_the_cache_is(tmp_path, capsys, monkeypatch):
+    import lookalike.evaluate.harness
+
+    monkeypatch.setattr(lookalike.evaluate.harness, "run_evaluation", _interrupt)
+    queries = tmp_path / "queries.csv"
+    queries.write_text(f"image,label\n{PRODUCTS_DIR / 'images/13466.jpg'},Tshirts\n")
+    cache, report = tmp_path / "cache", tmp_path / "report"
+    code, out, err = run(
+        capsys, "eval", "--queries", queries, "--gallery", PRODUCTS_CSV, "--model", "colour-histogram",
+        "--cache-dir", cache, "--out", report, "--quiet",
+    )  # fmt: skip
+    assert code == 130
+    assert err.strip() == (
+        f"interrupted: no report written to {report}; image sets embedded so far are cached in {cache}; "
+        "a re-run reuses them"
+    )
+    assert not report.exists() and out == ""
+
+
+def test_ctrl_c_during_train_exits_130_and_says_where_the_cache_is(tmp_path, capsys, monkeypatch):
+    train = pytest.importorskip("lookalike.training.train")  # needs torch
+    monkeypatch.setattr(train, "run_training", _interrupt)
+    run_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--datasets", tmp_path, "--out", run_dir, "--no-evaluate")
+    assert code == 130
+    assert err.strip() == (
+        f"interrupted: no model exported to {run_dir}; the backbone maps computed so far stay in {run_dir / 'cache'}; "
+        "run the same command again to reuse them"
+    )
+    assert out == ""
+
+
+def test_ctrl_c_in_any_other_command_exits_130(cli_catalog, capsys, monkeypatch):
+    import lookalike.cli.catalog_cmds
+
+    monkeypatch.setattr(lookalike.cli.catalog_cmds, "open_catalog", _interrupt)
+    code, _, err = run(capsys, "info", cli_catalog)
+    assert code == 130 and err.strip() == "interrupted"

@@ -1,0 +1,46 @@
+"""The ``lookalike`` command: a thin Typer shell over the library, one module per command group.
+
+:mod:`~lookalike.cli.options` holds what the commands share (consoles, option types, the exit-code
+boundary); :mod:`~lookalike.cli.catalog_cmds`, :mod:`~lookalike.cli.models_cmds`,
+:mod:`~lookalike.cli.eval_train` and :mod:`~lookalike.cli.serve_migrate` hold the commands. They are
+registered here, in the order ``lookalike --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from lookalike.cli import catalog_cmds, eval_train, models_cmds, serve_migrate
+from lookalike.cli.options import run_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lookalike",
+    help="Visual search for fashion catalogues: find the products that look like a photo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="List, export and register feature extractors.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+models_app.callback(invoke_without_command=True)(models_cmds.models)
+models_app.command("export")(models_cmds.models_export)
+models_app.command("add")(models_cmds.models_add)
+models_app.command("remove")(models_cmds.models_remove)
+models_app.command("quantize")(models_cmds.models_quantize)
+
+app.command()(catalog_cmds.ingest)
+app.command()(catalog_cmds.search)
+app.command()(catalog_cmds.info)
+app.command()(catalog_cmds.delete)
+app.command()(serve_migrate.migrate)
+app.command("eval")(eval_train.eval_)
+app.command()(eval_train.train)
+app.command()(serve_migrate.serve)
+
+
+def main() -> None:
+    """Entry point: run the app, turning lookalike errors into one line and an exit code."""
+    run_app(app)

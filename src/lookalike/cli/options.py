@@ -1,0 +1,115 @@
+"""What the commands share: the consoles, option types, catalogue opening and the exit-code boundary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lookalike.errors import LookalikeError
+
+__all__ = [
+    "AllowPrivateOpt",
+    "BackendOpt",
+    "CatalogArg",
+    "DatasetsOpt",
+    "QuietOpt",
+    "TokenOpt",
+    "UriOpt",
+    "err",
+    "interrupted",
+    "open_catalog",
+    "out",
+    "progress_shown",
+    "quiet_milvus",
+    "run_app",
+]
+
+out = Console(soft_wrap=True)  # messages stay one line (paths whole); tables wrap their cells
+err = Console(stderr=True, soft_wrap=True)
+
+CatalogArg = Annotated[Path, typer.Argument(help="Catalogue directory (with --backend milvus: the collection name).")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend", envvar="LOOKALIKE_BACKEND", help="embedded (a directory) or milvus (a collection at --uri)."
+    ),
+]
+UriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--uri", envvar="LOOKALIKE_MILVUS_URI", help="Milvus: a Milvus Lite file (./catalog.db) or http://host:19530."
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="LOOKALIKE_MILVUS_TOKEN", help="Milvus: user:password or an API key."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+AllowPrivateOpt = Annotated[bool, typer.Option(help="Allow image URLs on private hosts.")]
+DatasetsOpt = Annotated[Path | None, typer.Option("--datasets", help="Datasets folder (default: $LOOKALIKE_DATASETS).")]
+
+
+def progress_shown(quiet: bool) -> bool:
+    """Draw progress bars on a terminal unless ``--quiet``; LOOKALIKE_PROGRESS=1 forces them."""
+    return (not quiet and sys.stderr.isatty()) or os.environ.get("LOOKALIKE_PROGRESS") == "1"
+
+
+def quiet_milvus() -> None:
+    """pymilvus and Milvus Lite log tracebacks; their errors reach the user as one line instead."""
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def open_catalog(  # type: ignore[no-untyped-def]
+    catalog: Path, backend: str, uri: str | None, token: str | None, create: bool = False, **kwargs
+):
+    """Open the catalogue; with ``create``, create it when there is none (``kwargs`` go to both)."""
+    from lookalike.catalog import Catalog
+    from lookalike.errors import CatalogNotFoundError
+
+    if backend != "embedded":
+        quiet_milvus()
+        kwargs.update(backend=backend, uri=uri, token=token)
+    try:
+        return Catalog.open(catalog, **kwargs)
+    except CatalogNotFoundError:
+        if not create:
+            raise
+        return Catalog.create(catalog, **kwargs)
+
+
+def interrupted(message: str) -> NoReturn:
+    """Ctrl-C in a long command: one line on stderr saying what was kept, and exit status 130 (SIGINT's)."""
+    err.print(f"interrupted: {message}", highlight=False, markup=False)
+    raise SystemExit(130)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run ``app``, turning lookalike errors into one line and an exit code."""
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns the code of a typer.Exit, which Ctrl-C becomes (130)
+            if code == 130:
+                err.print("interrupted")
+            raise SystemExit(code)
+    except LookalikeError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise SystemExit(exc.exit_code if exc.exit_code else 1) from None
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        err.print(f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        raise SystemExit(1) from None
