@@ -18,8 +18,10 @@ __all__ = ["eval_", "train"]
 
 _TASK_HELP = (
     "catalog, catalog-full, photo, photo-heldout (contributors lookalike-fashion never saw), "
-    "or all (= catalog, photo, photo-heldout, catalog-full)."
+    "photo-colour (task 3: kind and colour, held-out contributors), photo-colour-all (all 310 photos), "
+    "catalog-colour (task 3's catalogue variant), or all (every one of them)."
 )
+_COLOUR_TASKS = ("photo-colour", "photo-colour-all", "catalog-colour")
 _MODEL_HELP = "Extractor (repeatable); NAME@squash, NAME@center_crop, NAME@pad override its resize."
 
 
@@ -57,6 +59,8 @@ def eval_(
     from lookalike.config import lookalike_home
     from lookalike.errors import InvalidQueryError
     from lookalike.evaluate import datasets as ds
+    from lookalike.evaluate.colour_report import write_colour_report
+    from lookalike.evaluate.colour_task import run_colour_evaluation
     from lookalike.evaluate.harness import EmbeddingCache, run_evaluation
     from lookalike.evaluate.report import write_report
     from lookalike.extractors import DEFAULT_EXTRACTOR
@@ -65,19 +69,21 @@ def eval_(
         raise InvalidQueryError("--k must be positive")
     if (queries is None) != (gallery is None):
         raise InvalidQueryError("--queries and --gallery go together")
+    colour_names: list[str] = []
     if queries is not None and gallery is not None:
         tasks = [ds.custom_task(queries, gallery, label_field, exclude_self=exclude_self)]
     else:
-        names = ["catalog", "photo", "photo-heldout", "catalog-full"] if task == "all" else [task]
+        names = ["catalog", "photo", "photo-heldout", "catalog-full", *_COLOUR_TASKS] if task == "all" else [task]
         builders = {
             "catalog": lambda: ds.catalog_task(datasets, split="test"),
             "catalog-full": lambda: ds.catalog_task(datasets, split="all"),
             "photo": lambda: ds.photo_task(datasets),
             "photo-heldout": lambda: ds.photo_task(datasets, heldout_seed=0),
         }
-        if any(n not in builders for n in names):
-            raise InvalidQueryError(f"--task is one of catalog, catalog-full, photo, all; got {task!r}")
-        tasks = [builders[n]() for n in names]
+        if any(n not in builders and n not in _COLOUR_TASKS for n in names):
+            raise InvalidQueryError(f"--task is one of {_TASK_HELP} Got {task!r}")
+        colour_names = [n for n in names if n in _COLOUR_TASKS]
+        tasks = [builders[n]() for n in names if n in builders]
     tasks = [ds.subsample_queries(t, max_queries, seed) for t in tasks]
     model_names = list(dict.fromkeys(model or [DEFAULT_EXTRACTOR]))
     cache = EmbeddingCache(None if no_cache else (cache_dir or lookalike_home() / "eval-cache"))
@@ -103,6 +109,9 @@ def eval_(
     try:
         with progress:
             results = run_evaluation(tasks, model_names, k, cache, batch_size, workers, on_progress, query_flip)
+            colour_results = run_colour_evaluation(
+                colour_names, model_names, datasets, cache, on_progress, query_flip, k
+            )
     except KeyboardInterrupt:  # the image sets embedded in full are cached; the report comes at the end
         kept = f"image sets embedded so far are cached in {cache.root}; a re-run reuses them" if cache.root else ""
         interrupted(f"no report written to {out_dir}; " + (kept or "nothing cached (--no-cache)"))
@@ -110,7 +119,7 @@ def eval_(
     settings = {
         "command": "lookalike " + shlex.join(sys.argv[1:]),
         "datasets": None if queries is not None else str(ds.resolve_datasets_root(datasets)),
-        "tasks": [t.name for t in tasks],
+        "tasks": [t.name for t in tasks] + colour_names,
         "models": model_names,
         "k": k,
         "max_queries": max_queries,
@@ -119,7 +128,9 @@ def eval_(
         "seconds": round(seconds, 1),
     }
     n_examples = examples if charts else 0
-    written = write_report(results, out_dir, settings, examples=n_examples, seed=seed, charts=charts)
+    written = write_report(results, out_dir, settings, examples=n_examples, seed=seed, charts=charts) if tasks else {}
+    if colour_results:
+        written.update(write_colour_report(colour_results, out_dir, settings, n_examples, seed, charts))
 
     for name in dict.fromkeys(r.task.name for r in results):
         rows = [r for r in results if r.task.name == name]
@@ -136,7 +147,28 @@ def eval_(
             done = f"{n:,} in {secs:.0f} s" if n else "cached"
             table.add_row(r.model, *(f"{v:.3f}" for v in r.headline().values()), done)
         out.print(table, soft_wrap=False)
+    _print_colour_tables([r for r, _ in colour_results])
     out.print(f"wrote {len(written)} files to {out_dir} in {seconds:.0f} s", highlight=False)
+
+
+def _print_colour_tables(results: list) -> None:  # type: ignore[type-arg]
+    for name in dict.fromkeys(r.task for r in results):
+        rows = [r for r in results if r.task == name]
+        title = f"{name}: {rows[0].scores.queries:,} queries ({rows[0].scores.colour_queries:,} with one colour)"
+        table = Table(title=title, title_justify="left")
+        for col in ("model", "type+colour mP@10", "fine type mP@10", "colour share", "best", "without colour stage"):
+            table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+        for r in rows:
+            s, w = r.scores, r.without_colour
+            table.add_row(
+                r.model,
+                f"{s.type_colour:.3f}",
+                f"{s.fine_type:.3f}",
+                f"{s.colour_share:.3f}",
+                f"{s.best:.3f}",
+                f"{w.type_colour:.3f} / {w.fine_type:.3f}",
+            )
+        out.print(table, soft_wrap=False)
 
 
 # --- train --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ colour field, as a "more like this" search uses it); scores come from the pure
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -43,12 +44,14 @@ from lookalike.evaluate.ranking import rank_exact
 from lookalike.extractors import Extractor
 
 __all__ = [
+    "COLOUR_TASKS",
     "ColourTask",
     "ColourTaskResult",
     "catalogue_colour_task",
     "evaluate_colour_task",
     "photo_colour_rows",
     "photo_colour_task",
+    "run_colour_evaluation",
     "split_photo_contributors",
 ]
 
@@ -260,3 +263,43 @@ def _part(progress: Callable[[str, int, int], None] | None, part: str) -> Callab
 def family_names(probabilities: Sequence[float]) -> str:
     """The most likely family of a distribution, for reports."""
     return FAMILIES[int(np.argmax(probabilities))]
+
+
+COLOUR_TASKS = {
+    "photo-colour": lambda root: photo_colour_task(root, heldout_seed=0),
+    "photo-colour-all": lambda root: photo_colour_task(root, heldout_seed=None),
+    "catalog-colour": catalogue_colour_task,
+}
+
+
+def run_colour_evaluation(
+    names: Sequence[str],
+    models: Sequence[str],
+    root: str | os.PathLike[str] | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[str, str, str, int, int], None] | None = None,
+    query_flip: bool = True,
+    k: int = 10,
+) -> list[tuple[ColourTaskResult, ColourTask]]:
+    """Every model on every colour task named in ``names`` (keys of :data:`COLOUR_TASKS`), with the shipped
+    colour detector for photos; ``progress(model, task, part, done, total)``."""
+    from lookalike.colour.detect import default_colour_detector
+    from lookalike.evaluate.harness import load_model
+    from lookalike.imaging.decode import load_image
+
+    detector = default_colour_detector()
+
+    def detect(path: Path) -> np.ndarray:
+        return detector.detect(load_image(path)).probabilities
+
+    tasks = [COLOUR_TASKS[n](root) for n in names]
+    out = []
+    for spec in models:
+        label, extractor = load_model(spec)
+        for task in tasks:
+            report = functools.partial(progress, label, task.name) if progress is not None else None
+            result = evaluate_colour_task(
+                task, extractor, detect, label, cache, k, query_flip=query_flip, progress=report
+            )
+            out.append((result, task))
+    return out
