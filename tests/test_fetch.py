@@ -27,7 +27,7 @@ from lookalike.errors import (
 )
 from lookalike.imaging.fetch import FetchSettings, check_address, fetch_image_bytes, resolve_and_check
 
-from .http_server import Handler, LoopbackServer, Route, serving, trickle, unsized
+from .http_server import Handler, LoopbackServer, Route, serving, trickle, trickle_headers, unsized
 
 
 def _png() -> bytes:
@@ -60,6 +60,7 @@ def server() -> Iterator[LoopbackServer]:
         "/unsized": unsized("image/png", b"\x00"),
         "/trickle": trickle("image/png", b"\x00", 200),
         "/stall": _stall,
+        "/slow-headers": trickle_headers(0.2),
         "/gzip": lambda h: h.send(200, "image/png", gzip.compress(PNG), {"Content-Encoding": "gzip"}),
         "/bomb": lambda h: h.send(200, "image/png", bomb, {"Content-Encoding": "gzip"}),
         "/double": lambda h: h.send(
@@ -246,6 +247,15 @@ def test_slow_trickle_hits_the_overall_deadline(server: LoopbackServer) -> None:
     with pytest.raises(FetchTimeoutError):
         fetch_image_bytes(f"{server.base}/trickle", settings)
     assert time.monotonic() - start < 2.5
+
+
+def test_trickled_status_line_and_headers_hit_the_overall_deadline(server: LoopbackServer) -> None:
+    # one byte every 0.2 s: the 5 s read timeout never fires, only the 1 s overall deadline can stop it
+    settings = FetchSettings(allow_private=True, connect_timeout=5.0, read_timeout=5.0, total_timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(FetchTimeoutError):
+        fetch_image_bytes(f"{server.base}/slow-headers", settings)
+    assert time.monotonic() - start < 2.0
 
 
 def test_stalled_body_hits_the_read_timeout(server: LoopbackServer) -> None:

@@ -25,6 +25,7 @@ from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
 from lookalike.service.schemas import ProductForm, SearchRequest, SearchUpload
 from lookalike.service.settings import ServiceSettings
+from lookalike.service.urlpool import URLPool
 
 __all__ = ["create_app", "open_catalog"]
 
@@ -70,9 +71,11 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.catalog = await run_in_threadpool(open_catalog, path, settings)
+        app.state.url_pool = URLPool(settings.url_workers, retry_after=settings.url_timeout)
         try:
             yield
         finally:
+            app.state.url_pool.close()
             await run_in_threadpool(app.state.catalog.close)
 
     app = FastAPI(

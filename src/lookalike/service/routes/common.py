@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     413: "Upload or image too large",
     415: "Unsupported image format or content type",
     422: "Invalid parameters",
+    503: "Too many image URL requests in progress; retry after the Retry-After header's seconds",
     504: "The image URL timed out",
 }
 
