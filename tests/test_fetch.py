@@ -11,6 +11,7 @@ import gzip
 import io
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -207,6 +208,63 @@ def test_slow_resolver_hits_the_deadline(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(FetchTimeoutError):
         resolve_and_check("slow-dns.test", 80, allow_private=True, timeout=0.2)
     assert time.monotonic() - start < 1.5
+
+
+def _blocking_resolver(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[str]:
+    """Names starting ``slow`` block until ``release`` is set; other names answer 127.0.0.1 at once."""
+    calls: list[str] = []
+
+    def fake(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:  # type: ignore[type-arg]
+        calls.append(host)
+        if host.startswith("slow"):
+            release.wait(10)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return calls
+
+
+def _lookups_in_threads(names: list[str], timeout: float) -> list[BaseException | None]:
+    results: list[BaseException | None] = [None] * len(names)
+
+    def one(i: int, name: str) -> None:
+        try:
+            resolve_and_check(name, 80, allow_private=True, timeout=timeout)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i, n)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_slow_lookups_do_not_delay_other_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    _blocking_resolver(monkeypatch, release)
+    try:
+        stuck = _lookups_in_threads([f"slow{i}.example.test" for i in range(8)], timeout=0.3)
+        assert all(isinstance(e, FetchTimeoutError) for e in stuck)
+        start = time.monotonic()  # the eight slow lookups are still running
+        assert resolve_and_check("fast.example.test", 80, allow_private=True, timeout=1.0) == [
+            ipaddress.IPv4Address("127.0.0.1")
+        ]
+        assert time.monotonic() - start < 0.5
+    finally:
+        release.set()
+
+
+def test_concurrent_lookups_of_one_slow_name_share_one_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    calls = _blocking_resolver(monkeypatch, release)
+    try:
+        stuck = _lookups_in_threads(["slow.example.test"] * 10, timeout=0.3)
+        assert all(isinstance(e, FetchTimeoutError) for e in stuck)
+        assert calls.count("slow.example.test") == 1  # one thread held, however many fetches wait
+    finally:
+        release.set()
 
 
 # --- redirects --------------------------------------------------------------------------------------
