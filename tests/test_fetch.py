@@ -73,6 +73,7 @@ def server() -> Iterator[LoopbackServer]:
         "/to-zero": lambda h: h.redirect("http://0.0.0.0:80/img.png", 301),
         "/to-file": lambda h: h.redirect("file:///etc/passwd"),
         "/loop": lambda h: h.redirect("/loop", 307),
+        "/no-location": lambda h: h.send(302, "text/plain", b"moved"),
     }
     with serving(routes) as srv:
         yield srv
@@ -279,6 +280,13 @@ def test_redirect_to_a_refused_address_is_refused(server: LoopbackServer, path: 
     with pytest.raises(URLNotAllowedError):
         fetch_image_bytes(f"{server.base}{path}", PRIVATE_OK)
     assert [p for p, _ in server.hits] == [path]
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_redirect_without_location_is_a_fetch_error(server: LoopbackServer, status: int) -> None:
+    server.routes["/no-location"] = lambda h: h.send(status, "text/plain", b"moved")
+    with pytest.raises(FetchError, match="without a Location"):
+        fetch_image_bytes(f"{server.base}/no-location", PRIVATE_OK)
 
 
 def test_redirect_loops_stop_after_the_limit(server: LoopbackServer) -> None:

@@ -17,8 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from lookalike import Catalog
+from lookalike.errors import FetchError
+from lookalike.imaging import FetchSettings
 from lookalike.service import ServiceSettings, create_app
 
 from .http_server import LoopbackServer, names_refused, serving, serving_app, trickle_headers
@@ -50,6 +53,29 @@ def catalog_dir(built_catalog: Catalog, tmp_path_factory: pytest.TempPathFactory
 def _serve(catalog_dir: Path, **overrides: Any) -> Any:
     base: dict[str, Any] = {"admin_token": None, "allow_private_urls": True, "url_timeout": LIMIT, "cors_origins": []}
     return serving_app(create_app(catalog_dir, ServiceSettings(**{**base, **overrides})))
+
+
+@pytest.fixture(scope="module")
+def redirect_server() -> Iterator[LoopbackServer]:
+    with serving({"/no-location": lambda h: h.send(302, "text/plain", b"moved")}) as srv:
+        yield srv
+
+
+def test_redirect_without_location_is_a_clear_error_in_the_library_and_the_api(
+    catalog_dir: Path, redirect_server: LoopbackServer
+) -> None:
+    url = f"{redirect_server.base}/no-location"
+    catalog = Catalog.open(catalog_dir, fetch_settings=FetchSettings(allow_private=True, total_timeout=LIMIT))
+    try:
+        with pytest.raises(FetchError, match="without a Location"):
+            catalog.search(url=url, k=3)
+    finally:
+        catalog.close()
+    settings = ServiceSettings(admin_token=None, allow_private_urls=True, url_timeout=LIMIT, cors_origins=[])
+    with TestClient(create_app(catalog_dir, settings)) as client:
+        r = client.post("/api/search", json={"url": url})
+    assert r.status_code == 400
+    assert "without a Location" in r.json()["detail"]
 
 
 def _url_search(port: int, url: str, out: list[tuple[int, float, httpx.Headers]]) -> None:
