@@ -781,6 +781,8 @@ def test_add_product_from_an_image_url(admin: TestClient, image_server: str) -> 
         ({"id": "p", "price": "free"}, 422, "price"),
         ({"id": "p", "image_url": "file:///etc/passwd"}, 422, "image_url"),
         ({"id": "p", "image_url": "http://169.254.169.254/x.jpg"}, 400, "not allowed"),
+        ({"id": "p", "image_url": " http://169.254.169.254/x.jpg"}, 422, "image_url"),  # never trimmed
+        ({"id": "p", "image_url": "\thttps://169.254.169.254/x.jpg"}, 422, "image_url"),
         ({"id": "p", "colour_typo": "x"}, 422, "colour_typo"),
     ],
 )
@@ -788,6 +790,18 @@ def test_bad_product_forms_change_nothing(admin: TestClient, fields: dict, statu
     before = admin.get("/api/products").json()["total"]
     _assert_error(admin.post("/api/products", data=fields), status, contains)
     assert admin.get("/api/products").json()["total"] == before
+
+
+def test_image_url_is_never_read_as_a_server_side_file(admin: TestClient, tiny_catalog: Path) -> None:
+    existing = next((tiny_catalog / "images").rglob("*.jpg"))
+    answers = []
+    # a leading space made these pass the URL check and then be read as paths (" http:/..."), URL rules skipped
+    for path in (" http://127.0.0.1/x.jpg", " https://shop.example/a.jpg", str(existing)):
+        r = admin.post("/api/products", data={"id": "local-path", "image_url": path})
+        assert r.status_code == 422, r.text
+        answers.append(r.json())
+    assert answers[0] == answers[1] == answers[2]  # nothing tells whether a file exists
+    assert admin.get("/api/products/local-path").status_code == 404
 
 
 def test_add_product_with_a_bad_image_is_400_and_changes_nothing(admin: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ __all__ = [
 
 FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "brand")
 _MAX_TEXT = 200
+_HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading space)
 _MAX_ID = 200
 
 
@@ -240,7 +242,13 @@ class ProductForm(BaseModel):
     price: float | None = Field(default=None, ge=0)
     url: str | None = Field(default=None, max_length=2048)
     image: bytes | None = Field(default=None, description="The product picture.")
-    image_url: str | None = Field(default=None, max_length=2048, description="Or an http(s) URL to fetch it from.")
+    image_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Or an http(s) URL to fetch it from: it must start with http:// or https:// (no leading "
+        "space; never a server-side file path).",
+        json_schema_extra={"pattern": _HTTP_URL},
+    )
 
     @field_validator("price", mode="before")
     @classmethod
@@ -250,8 +258,9 @@ class ProductForm(BaseModel):
     @field_validator("image_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip().lower().startswith(("http://", "https://")):
-            raise ValueError("image_url must start with http:// or https://")
+        # Exactly as sent, never trimmed: the library reads any other string as a local file path.
+        if value is not None and not re.match(_HTTP_URL, value):
+            raise ValueError("image_url must start with http:// or https:// (a URL, not a file path)")
         return value
 
     @model_validator(mode="after")
