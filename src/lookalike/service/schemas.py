@@ -74,8 +74,10 @@ class _FilterFields(BaseModel):
     gender: list[str] | None = None
     colour: list[str] | None = None
     brand: list[str] | None = None
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_price: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="At least min_price when both are given."
+    )
 
     @field_validator(*FILTER_NAMES, mode="before")
     @classmethod
@@ -239,7 +241,7 @@ class ProductForm(BaseModel):
     article_type: str | None = Field(default=None, max_length=_MAX_TEXT)
     colour: str | None = Field(default=None, max_length=_MAX_TEXT)
     gender: str | None = Field(default=None, max_length=_MAX_TEXT)
-    price: float | None = Field(default=None, ge=0)
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="A finite price.")
     url: str | None = Field(default=None, max_length=2048)
     image: bytes | None = Field(default=None, description="The product picture.")
     image_url: str | None = Field(
