@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps, features
 
+from lookalike.product import Product
 from lookalike.service import ServiceSettings, create_app
 from lookalike.service.middleware import BodySizeLimitMiddleware
 
@@ -799,6 +800,30 @@ def test_bad_product_forms_change_nothing(admin: TestClient, fields: dict, statu
 def test_non_finite_price_filters_are_refused(client: TestClient, value: str) -> None:
     _assert_error(client.get("/api/products", params={"max_price": value}), 422, "max_price")
     _assert_error(client.get("/api/products", params={"min_price": value}), 422, "min_price")
+
+
+@pytest.mark.parametrize("pid", [".", ".."])
+def test_dot_ids_round_trip_through_their_generated_urls(
+    admin: TestClient, tiny_rows: list[dict[str, str]], pid: str
+) -> None:
+    catalog = admin.app.state.catalog  # type: ignore[attr-defined]
+    row = tiny_rows[3]
+    catalog.upsert(Product(id=pid, title=f"dot {pid}"), _image_bytes(row))
+    try:
+        body = admin.get("/api/products", params={"limit": 200}).json()
+        (item,) = [p for p in body["items"] if p["id"] == pid]
+        assert item["image_url"] == f"/api/products/{'%2E' * len(pid)}/image"
+        picture = admin.get(item["image_url"])
+        assert picture.status_code == 200 and picture.content == _image_bytes(row)
+        assert admin.get(item["image_url"].removesuffix("/image")).json()["title"] == f"dot {pid}"
+    finally:
+        catalog.delete([pid])
+
+
+@pytest.mark.parametrize("pid", [".", ".."])
+def test_dot_ids_are_refused_by_the_admin_api(admin: TestClient, tiny_rows: list[dict[str, str]], pid: str) -> None:
+    r = admin.post("/api/products", data={"id": pid}, files={"image": ("a.jpg", _image_bytes(tiny_rows[3]))})
+    _assert_error(r, 422, "id")
 
 
 def test_image_url_is_never_read_as_a_server_side_file(admin: TestClient, tiny_catalog: Path) -> None:

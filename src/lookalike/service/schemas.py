@@ -28,6 +28,7 @@ __all__ = [
     "SearchResponse",
     "SearchUpload",
     "UpsertOut",
+    "id_segment",
     "image_url",
 ]
 
@@ -37,9 +38,17 @@ _HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading s
 _MAX_ID = 200
 
 
+def id_segment(product_id: str) -> str:
+    """``product_id`` as one URL path segment: percent-encoded, and ``.``/``..`` (which clients would
+    resolve as "this"/"parent" segments) written ``%2E``/``%2E%2E``."""
+    if product_id in (".", ".."):
+        return "%2E" * len(product_id)
+    return quote(product_id, safe="")
+
+
 def image_url(product_id: str) -> str:
     """Where the API serves a product's stored picture."""
-    return f"/api/products/{quote(product_id, safe='')}/image"
+    return f"/api/products/{id_segment(product_id)}/image"
 
 
 def _as_list(value: Any) -> Any:
@@ -233,7 +242,12 @@ class ProductForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^/\x00-\x1f\x7f]+$")
+    id: str = Field(
+        min_length=1,
+        max_length=_MAX_ID,
+        pattern=r"^[^/\x00-\x1f\x7f]+$",
+        description="The product id: no '/' or control characters, and not '.' or '..'.",
+    )
     title: str | None = Field(default=None, max_length=1000)
     brand: str | None = Field(default=None, max_length=_MAX_TEXT)
     category: str | None = Field(default=None, max_length=_MAX_TEXT)
@@ -251,6 +265,13 @@ class ProductForm(BaseModel):
         "space; never a server-side file path).",
         json_schema_extra={"pattern": _HTTP_URL},
     )
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_dot_segment(cls, value: str) -> str:
+        if value in (".", ".."):  # a browser resolves /api/products/%2E%2E/image to /api/image
+            raise ValueError("id cannot be '.' or '..'")
+        return value
 
     @field_validator("price", mode="before")
     @classmethod
