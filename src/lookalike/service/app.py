@@ -104,7 +104,11 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
             allow_headers=["Authorization", "X-Admin-Token", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        body_timeout=settings.body_timeout,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

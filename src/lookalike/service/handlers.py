@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from lookalike.errors import LookalikeError
 
@@ -56,6 +57,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request body arrived: one INFO line, no traceback (nobody hears the
+    answer)."""
+    client = f"{request.client.host}:{request.client.port}" if request.client else "client"
+    log.info("%s %s: %s disconnected before sending the whole request body", request.method, request.url.path, client)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -66,4 +75,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LookalikeError, _lookalike_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _unexpected)
