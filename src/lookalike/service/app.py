@@ -21,9 +21,10 @@ from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes.common import DESCRIPTIONS as _DESCRIPTIONS
 from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
-from lookalike.service.schemas import ProductForm, SearchRequest, SearchUpload
+from lookalike.service.schemas import ErrorOut, ProductForm, SearchRequest, SearchUpload
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.urlpool import URLPool
 
@@ -129,5 +130,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, model_schema in defs.get("$defs", {}).items():
             components.setdefault(name, model_schema)
+        _document_real_422(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_real_422(schema: dict[str, Any]) -> None:
+    """Every 422 is the service's own ``ErrorOut`` (``detail`` and ``errors``), not FastAPI's default body."""
+    error_out = {"$ref": "#/components/schemas/ErrorOut"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is None:
+                continue
+            response["description"] = _DESCRIPTIONS[422]
+            response["content"] = {"application/json": {"schema": error_out}}
+    components = schema.get("components", {}).get("schemas", {})
+    components.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)

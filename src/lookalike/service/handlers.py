@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import compile_path
 
 from lookalike.errors import LookalikeError
 
@@ -54,7 +55,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names only the first route matching the path
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents for this request's path (HEAD with GET)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in item if m.upper() in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _client_disconnect(request: Request, exc: Exception) -> Response:

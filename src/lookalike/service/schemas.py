@@ -108,7 +108,8 @@ class _FilterFields(BaseModel):
 
 
 class FiltersIn(_FilterFields):
-    """Metadata filters: equality (case-insensitive; a list means any of) and a price range."""
+    """Metadata filters: equality (case-insensitive; a list means any of) and a price range (``min_price``
+    at most ``max_price``; otherwise 422)."""
 
     # the same fields, with examples for the JSON schema (an overridden field keeps its place)
     category: list[str] | None = Field(default=None, examples=[["Apparel"]])
@@ -120,7 +121,8 @@ class FiltersIn(_FilterFields):
 
 # --- search -------------------------------------------------------------------------------------
 class SearchRequest(BaseModel):
-    """JSON search: by image URL or by catalogue product ("more like this")."""
+    """JSON search: by image URL or by catalogue product ("more like this"); exactly one of ``url`` and
+    ``product_id``."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -128,7 +130,12 @@ class SearchRequest(BaseModel):
             "examples": [
                 {"url": "https://example.com/photo.jpg", "k": 12},
                 {"product_id": "10006", "k": 12, "filters": {"gender": "Men", "max_price": 50}},
-            ]
+            ],
+            # exactly one of url and product_id (the other absent or null)
+            "oneOf": [
+                {"required": ["url"], "properties": {"url": {"type": "string"}, "product_id": {"type": "null"}}},
+                {"required": ["product_id"], "properties": {"product_id": {"type": "string"}, "url": {"type": "null"}}},
+            ],
         },
     )
 

@@ -12,6 +12,7 @@ from lookalike.product import Hit
 from lookalike.service.schemas import ErrorOut, HitOut, QueryInfo, SearchResponse
 
 __all__ = [
+    "DESCRIPTIONS",
     "body_kind",
     "error_responses",
     "form_fields",
@@ -21,7 +22,7 @@ __all__ = [
     "unsupported_body",
 ]
 
-_DESCRIPTIONS = {
+DESCRIPTIONS = {
     400: "Bad image, or the image URL could not be fetched",
     401: "Admin token missing or wrong",
     403: "Admin routes are disabled (no LOOKALIKE_ADMIN_TOKEN configured)",
@@ -36,7 +37,7 @@ _DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses."""
-    return {code: {"model": ErrorOut, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {code: {"model": ErrorOut, "description": DESCRIPTIONS[code]} for code in codes}
 
 
 def body_kind(request: Request) -> str:
