@@ -13,7 +13,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Handler", "LoopbackServer", "Route", "serving", "serving_app", "trickle", "unsized"]
+__all__ = [
+    "Handler",
+    "LoopbackServer",
+    "Route",
+    "names_refused",
+    "serving",
+    "serving_app",
+    "trickle",
+    "trickle_headers",
+    "unsized",
+]
 
 Route = Callable[["Handler"], None]
 
@@ -91,6 +101,56 @@ def trickle(ctype: str, byte: bytes, count: int) -> Route:
             time.sleep(0.05)
 
     return route
+
+
+def trickle_headers(delay: float, ctype: str = "image/jpeg") -> Route:
+    """A route that sends its status line and headers one byte every ``delay`` seconds (the body never
+    comes): a read timeout never fires, only an overall deadline stops it."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: 100\r\nX-Padding: {'x' * 40}\r\n\r\n"
+
+    def route(h: Handler) -> None:
+        h.close_connection = True
+        for byte in head.encode():
+            if h.server.stop.wait(delay):
+                return
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+
+    return route
+
+
+def names_refused(monkeypatch: object) -> list[str]:
+    """Keep the fetcher on loopback: its resolver answers only numeric loopback hosts (no DNS query is
+    ever sent) and refuses every name, and any connection to a non-loopback address is refused. Returns
+    the list of refused attempts (names and addresses), for the test to inspect."""
+    import ipaddress
+    import socket
+
+    from lookalike.imaging import fetch
+
+    refused: list[str] = []
+    real_connect = socket.socket.connect
+
+    def resolve(host: str, port: int) -> list[tuple]:  # type: ignore[type-arg]
+        infos = []
+        with contextlib.suppress(OSError, UnicodeError):
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        if not infos or not all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos):
+            refused.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, f"test resolver: {host!r} is not resolved")
+        return infos
+
+    def guarded_connect(sock: socket.socket, address: object) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0]).split("%")[0]  # type: ignore[index]
+            if not ipaddress.ip_address(host).is_loopback:
+                refused.append(host)
+                raise ConnectionRefusedError(f"test guard: {host} is not loopback")
+        real_connect(sock, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fetch, "_system_getaddrinfo", resolve)  # type: ignore[attr-defined]
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)  # type: ignore[attr-defined]
+    return refused
 
 
 def unsized(ctype: str, byte: bytes) -> Route:

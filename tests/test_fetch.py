@@ -11,6 +11,7 @@ import gzip
 import io
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -27,7 +28,7 @@ from lookalike.errors import (
 )
 from lookalike.imaging.fetch import FetchSettings, check_address, fetch_image_bytes, resolve_and_check
 
-from .http_server import Handler, LoopbackServer, Route, serving, trickle, unsized
+from .http_server import Handler, LoopbackServer, Route, serving, trickle, trickle_headers, unsized
 
 
 def _png() -> bytes:
@@ -60,6 +61,7 @@ def server() -> Iterator[LoopbackServer]:
         "/unsized": unsized("image/png", b"\x00"),
         "/trickle": trickle("image/png", b"\x00", 200),
         "/stall": _stall,
+        "/slow-headers": trickle_headers(0.2),
         "/gzip": lambda h: h.send(200, "image/png", gzip.compress(PNG), {"Content-Encoding": "gzip"}),
         "/bomb": lambda h: h.send(200, "image/png", bomb, {"Content-Encoding": "gzip"}),
         "/double": lambda h: h.send(
@@ -71,6 +73,7 @@ def server() -> Iterator[LoopbackServer]:
         "/to-zero": lambda h: h.redirect("http://0.0.0.0:80/img.png", 301),
         "/to-file": lambda h: h.redirect("file:///etc/passwd"),
         "/loop": lambda h: h.redirect("/loop", 307),
+        "/no-location": lambda h: h.send(302, "text/plain", b"moved"),
     }
     with serving(routes) as srv:
         yield srv
@@ -208,6 +211,63 @@ def test_slow_resolver_hits_the_deadline(monkeypatch: pytest.MonkeyPatch) -> Non
     assert time.monotonic() - start < 1.5
 
 
+def _blocking_resolver(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> list[str]:
+    """Names starting ``slow`` block until ``release`` is set; other names answer 127.0.0.1 at once."""
+    calls: list[str] = []
+
+    def fake(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:  # type: ignore[type-arg]
+        calls.append(host)
+        if host.startswith("slow"):
+            release.wait(10)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return calls
+
+
+def _lookups_in_threads(names: list[str], timeout: float) -> list[BaseException | None]:
+    results: list[BaseException | None] = [None] * len(names)
+
+    def one(i: int, name: str) -> None:
+        try:
+            resolve_and_check(name, 80, allow_private=True, timeout=timeout)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i, n)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_slow_lookups_do_not_delay_other_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    _blocking_resolver(monkeypatch, release)
+    try:
+        stuck = _lookups_in_threads([f"slow{i}.example.test" for i in range(8)], timeout=0.3)
+        assert all(isinstance(e, FetchTimeoutError) for e in stuck)
+        start = time.monotonic()  # the eight slow lookups are still running
+        assert resolve_and_check("fast.example.test", 80, allow_private=True, timeout=1.0) == [
+            ipaddress.IPv4Address("127.0.0.1")
+        ]
+        assert time.monotonic() - start < 0.5
+    finally:
+        release.set()
+
+
+def test_concurrent_lookups_of_one_slow_name_share_one_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    calls = _blocking_resolver(monkeypatch, release)
+    try:
+        stuck = _lookups_in_threads(["slow.example.test"] * 10, timeout=0.3)
+        assert all(isinstance(e, FetchTimeoutError) for e in stuck)
+        assert calls.count("slow.example.test") == 1  # one thread held, however many fetches wait
+    finally:
+        release.set()
+
+
 # --- redirects --------------------------------------------------------------------------------------
 def test_redirects_are_followed_and_rechecked(server: LoopbackServer) -> None:
     body, _ = fetch_image_bytes(f"{server.base}/to-img", PRIVATE_OK)
@@ -220,6 +280,13 @@ def test_redirect_to_a_refused_address_is_refused(server: LoopbackServer, path: 
     with pytest.raises(URLNotAllowedError):
         fetch_image_bytes(f"{server.base}{path}", PRIVATE_OK)
     assert [p for p, _ in server.hits] == [path]
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_redirect_without_location_is_a_fetch_error(server: LoopbackServer, status: int) -> None:
+    server.routes["/no-location"] = lambda h: h.send(status, "text/plain", b"moved")
+    with pytest.raises(FetchError, match="without a Location"):
+        fetch_image_bytes(f"{server.base}/no-location", PRIVATE_OK)
 
 
 def test_redirect_loops_stop_after_the_limit(server: LoopbackServer) -> None:
@@ -246,6 +313,15 @@ def test_slow_trickle_hits_the_overall_deadline(server: LoopbackServer) -> None:
     with pytest.raises(FetchTimeoutError):
         fetch_image_bytes(f"{server.base}/trickle", settings)
     assert time.monotonic() - start < 2.5
+
+
+def test_trickled_status_line_and_headers_hit_the_overall_deadline(server: LoopbackServer) -> None:
+    # one byte every 0.2 s: the 5 s read timeout never fires, only the 1 s overall deadline can stop it
+    settings = FetchSettings(allow_private=True, connect_timeout=5.0, read_timeout=5.0, total_timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(FetchTimeoutError):
+        fetch_image_bytes(f"{server.base}/slow-headers", settings)
+    assert time.monotonic() - start < 2.0
 
 
 def test_stalled_body_hits_the_read_timeout(server: LoopbackServer) -> None:

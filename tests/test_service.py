@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps, features
 
+from lookalike.product import Product
 from lookalike.service import ServiceSettings, create_app
 from lookalike.service.middleware import BodySizeLimitMiddleware
 
@@ -779,8 +780,13 @@ def test_add_product_from_an_image_url(admin: TestClient, image_server: str) -> 
         ({"id": ""}, 422, "id"),
         ({"title": "no id"}, 422, "id"),
         ({"id": "p", "price": "free"}, 422, "price"),
+        ({"id": "p", "price": "inf"}, 422, "price"),  # stored, it read back as null and broke /api/facets
+        ({"id": "p", "price": "nan"}, 422, "price"),
+        ({"id": "p", "price": "-Infinity"}, 422, "price"),
         ({"id": "p", "image_url": "file:///etc/passwd"}, 422, "image_url"),
         ({"id": "p", "image_url": "http://169.254.169.254/x.jpg"}, 400, "not allowed"),
+        ({"id": "p", "image_url": " http://169.254.169.254/x.jpg"}, 422, "image_url"),  # never trimmed
+        ({"id": "p", "image_url": "\thttps://169.254.169.254/x.jpg"}, 422, "image_url"),
         ({"id": "p", "colour_typo": "x"}, 422, "colour_typo"),
     ],
 )
@@ -788,6 +794,48 @@ def test_bad_product_forms_change_nothing(admin: TestClient, fields: dict, statu
     before = admin.get("/api/products").json()["total"]
     _assert_error(admin.post("/api/products", data=fields), status, contains)
     assert admin.get("/api/products").json()["total"] == before
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "Infinity"])
+def test_non_finite_price_filters_are_refused(client: TestClient, value: str) -> None:
+    _assert_error(client.get("/api/products", params={"max_price": value}), 422, "max_price")
+    _assert_error(client.get("/api/products", params={"min_price": value}), 422, "min_price")
+
+
+@pytest.mark.parametrize("pid", [".", ".."])
+def test_dot_ids_round_trip_through_their_generated_urls(
+    admin: TestClient, tiny_rows: list[dict[str, str]], pid: str
+) -> None:
+    catalog = admin.app.state.catalog  # type: ignore[attr-defined]
+    row = tiny_rows[3]
+    catalog.upsert(Product(id=pid, title=f"dot {pid}"), _image_bytes(row))
+    try:
+        body = admin.get("/api/products", params={"limit": 200}).json()
+        (item,) = [p for p in body["items"] if p["id"] == pid]
+        assert item["image_url"] == f"/api/products/{'%2E' * len(pid)}/image"
+        picture = admin.get(item["image_url"])
+        assert picture.status_code == 200 and picture.content == _image_bytes(row)
+        assert admin.get(item["image_url"].removesuffix("/image")).json()["title"] == f"dot {pid}"
+    finally:
+        catalog.delete([pid])
+
+
+@pytest.mark.parametrize("pid", [".", ".."])
+def test_dot_ids_are_refused_by_the_admin_api(admin: TestClient, tiny_rows: list[dict[str, str]], pid: str) -> None:
+    r = admin.post("/api/products", data={"id": pid}, files={"image": ("a.jpg", _image_bytes(tiny_rows[3]))})
+    _assert_error(r, 422, "id")
+
+
+def test_image_url_is_never_read_as_a_server_side_file(admin: TestClient, tiny_catalog: Path) -> None:
+    existing = next((tiny_catalog / "images").rglob("*.jpg"))
+    answers = []
+    # a leading space made these pass the URL check and then be read as paths (" http:/..."), URL rules skipped
+    for path in (" http://127.0.0.1/x.jpg", " https://shop.example/a.jpg", str(existing)):
+        r = admin.post("/api/products", data={"id": "local-path", "image_url": path})
+        assert r.status_code == 422, r.text
+        answers.append(r.json())
+    assert answers[0] == answers[1] == answers[2]  # nothing tells whether a file exists
+    assert admin.get("/api/products/local-path").status_code == 404
 
 
 def test_add_product_with_a_bad_image_is_400_and_changes_nothing(admin: TestClient) -> None:

@@ -12,7 +12,14 @@ Rules (all enforced here, for URL queries and URL ingest alike):
   checked and they are tried in order;
 * redirects are followed by hand, at most ``max_redirects``, each target checked again, each hop on a
   fresh connection;
-* connect and read timeouts plus an overall deadline (a server that trickles bytes is cut off);
+* one overall deadline (``total_timeout``) over everything: the host name lookup, connecting, the TLS
+  handshake, the status line and headers, and the body. Every socket operation is given at most the time
+  left, and a watchdog thread shuts the socket down when the deadline passes, so a server that trickles
+  its headers (or a TLS handshake) one byte at a time cannot hold a fetch, or the thread running it, past
+  the deadline; connect and read timeouts bound each step inside it;
+* host name lookups run on their own daemon threads, one per name in flight (a second lookup of a name
+  already being resolved waits for that one), at most ``_MAX_LOOKUPS`` at a time, each within the time
+  left: a slow name can delay only the fetches of that name;
 * a byte cap enforced while streaming, counted on the decoded body (a gzip bomb is cut off as it
   inflates; one layer of gzip or deflate at most); an ``image/*`` content type is required.
 """
@@ -25,7 +32,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -39,6 +46,7 @@ from lookalike.errors import (
     UnsupportedContentTypeError,
     URLNotAllowedError,
 )
+from lookalike.imaging.deadline import deadline_transport
 
 __all__ = ["FetchSettings", "check_address", "fetch_image_bytes", "resolve_and_check"]
 
@@ -52,8 +60,10 @@ _ALWAYS_REFUSED = (
     ipaddress.IPv6Network("fe80::/10"),
     ipaddress.IPv6Network("fd00:ec2::254/128"),
 )
-_resolver: ThreadPoolExecutor | None = None
-_resolver_lock = threading.Lock()
+# Host name lookups in flight, by (host, port): one daemon thread each, shared by concurrent fetches.
+_MAX_LOOKUPS = 64
+_lookups: dict[tuple[str, int], Future[list[tuple]]] = {}  # type: ignore[type-arg]
+_lookups_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -104,17 +114,43 @@ def check_address(ip: IPAddress, allow_private: bool = False) -> None:
         raise URLNotAllowedError(f"address {ip} is not allowed (private, loopback, link-local or reserved)")
 
 
+def _system_getaddrinfo(host: str, port: int) -> list[tuple]:  # type: ignore[type-arg]
+    """The one place where a host name is resolved (tests replace it, or ``socket.getaddrinfo``)."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _lookup(key: tuple[str, int], future: Future[list[tuple]]) -> None:  # type: ignore[type-arg]
+    try:
+        result = _system_getaddrinfo(*key)
+    except BaseException as exc:  # handed to every waiter
+        with _lookups_lock:
+            _lookups.pop(key, None)
+        future.set_exception(exc)
+    else:
+        with _lookups_lock:
+            _lookups.pop(key, None)
+        future.set_result(result)
+
+
 def _getaddrinfo(host: str, port: int, timeout: float) -> list[tuple]:  # type: ignore[type-arg]
-    """``socket.getaddrinfo`` with a time limit (the system resolver has none of its own)."""
-    global _resolver
-    with _resolver_lock:
-        if _resolver is None:
-            _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookalike-dns")
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    """``socket.getaddrinfo`` with a time limit (the system resolver has none of its own).
+
+    Each name being resolved has its own daemon thread, and a fetch of a name already being resolved
+    waits for that lookup: slow names hold one thread each (at most ``_MAX_LOOKUPS`` in all) and never
+    delay the lookups of other names. A lookup that outlives its caller finishes on its own thread.
+    """
+    key = (host, port)
+    with _lookups_lock:
+        future = _lookups.get(key)
+        if future is None:
+            if len(_lookups) >= _MAX_LOOKUPS:
+                raise FetchTimeoutError("too many host name lookups in progress; try again later")
+            future = Future()
+            _lookups[key] = future
+            threading.Thread(target=_lookup, args=(key, future), name="lookalike-dns", daemon=True).start()
     try:
         return future.result(timeout=max(timeout, 0.001))
     except FutureTimeout as exc:
-        future.cancel()
         raise FetchTimeoutError(f"timed out resolving host {host!r}") from exc
 
 
@@ -227,7 +263,8 @@ def _get_first(
     failure: _ConnectFailed | None = None
     for ip in addresses:
         # A fresh client per address and hop: a connection made for one host is never reused for another.
-        with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
+        hop_transport = transport if transport is not None else deadline_transport(deadline)
+        with httpx.Client(transport=hop_transport, follow_redirects=False, trust_env=False) as client:
             try:
                 return _get_once(client, _pin(url, ip, target.port), target, settings, deadline)
             except _ConnectFailed as exc:
@@ -294,7 +331,10 @@ def _get_once(
     try:
         with client.stream("GET", pinned, headers=headers, timeout=timeout, extensions=extensions) as resp:
             if resp.is_redirect:
-                return str(resp.headers["location"])
+                location = resp.headers.get("location", "").strip()
+                if not location:
+                    raise FetchError(f"the server answered HTTP {resp.status_code} (a redirect) without a Location")
+                return location
             if resp.status_code != 200:
                 raise FetchError(f"the server answered HTTP {resp.status_code}")
             content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -318,9 +358,11 @@ def _get_once(
                     raise FetchTimeoutError("timed out fetching the image (server too slow)")
                 chunks.append(chunk)
             return b"".join(chunks), content_type
-    except httpx.ConnectError as exc:
-        raise _ConnectFailed(f"could not connect to {target.host_header} ({exc})") from exc
     except httpx.TimeoutException as exc:
         raise FetchTimeoutError("timed out fetching the image") from exc
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        if time.monotonic() >= deadline:  # the watchdog shut the socket down
+            raise FetchTimeoutError("timed out fetching the image (server too slow)") from exc
+        if isinstance(exc, httpx.ConnectError):
+            raise _ConnectFailed(f"could not connect to {target.host_header} ({exc})") from exc
         raise FetchError(f"could not fetch the image ({type(exc).__name__}: {exc})") from exc

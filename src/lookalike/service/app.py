@@ -21,10 +21,12 @@ from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes.common import DESCRIPTIONS as _DESCRIPTIONS
 from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
-from lookalike.service.schemas import ProductForm, SearchRequest, SearchUpload
+from lookalike.service.schemas import ErrorOut, ProductForm, SearchRequest, SearchUpload
 from lookalike.service.settings import ServiceSettings
+from lookalike.service.urlpool import URLPool
 
 __all__ = ["create_app", "open_catalog"]
 
@@ -70,9 +72,11 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.catalog = await run_in_threadpool(open_catalog, path, settings)
+        app.state.url_pool = URLPool(settings.url_workers, retry_after=settings.url_timeout)
         try:
             yield
         finally:
+            app.state.url_pool.close()
             await run_in_threadpool(app.state.catalog.close)
 
     app = FastAPI(
@@ -101,7 +105,11 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
             allow_headers=["Authorization", "X-Admin-Token", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        body_timeout=settings.body_timeout,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -122,5 +130,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, model_schema in defs.get("$defs", {}).items():
             components.setdefault(name, model_schema)
+        _document_real_422(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_real_422(schema: dict[str, Any]) -> None:
+    """Every 422 is the service's own ``ErrorOut`` (``detail`` and ``errors``), not FastAPI's default body."""
+    error_out = {"$ref": "#/components/schemas/ErrorOut"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is None:
+                continue
+            response["description"] = _DESCRIPTIONS[422]
+            response["content"] = {"application/json": {"schema": error_out}}
+    components = schema.get("components", {}).get("schemas", {})
+    components.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)

@@ -15,9 +15,10 @@ from lookalike.errors import InvalidQueryError
 from lookalike.product import Filters
 from lookalike.service.schemas import FiltersIn
 from lookalike.service.settings import ServiceSettings
+from lookalike.service.urlpool import URLPool
 
-__all__ = ["CatalogDep", "FiltersDep", "SettingsDep", "check_k", "filter_query", "get_catalog",
-           "get_settings", "require_admin", "validated"]  # fmt: skip
+__all__ = ["CatalogDep", "FiltersDep", "SettingsDep", "URLPoolDep", "check_k", "filter_query", "get_catalog",
+           "get_settings", "get_url_pool", "require_admin", "validated"]  # fmt: skip
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,8 +43,14 @@ def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def get_url_pool(request: Request) -> URLPool:
+    """The threads that run URL fetches (made in the lifespan)."""
+    return request.app.state.url_pool  # type: ignore[no-any-return]
+
+
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+URLPoolDep = Annotated[URLPool, Depends(get_url_pool)]
 
 
 def check_k(k: int | None, settings: ServiceSettings) -> int:

@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import compile_path
 
 from lookalike.errors import LookalikeError
 
@@ -53,7 +55,33 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names only the first route matching the path
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents for this request's path (HEAD with GET)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in item if m.upper() in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request body arrived: one INFO line, no traceback (nobody hears the
+    answer)."""
+    client = f"{request.client.host}:{request.client.port}" if request.client else "client"
+    log.info("%s %s: %s disconnected before sending the whole request body", request.method, request.url.path, client)
+    return Response(status_code=400)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -66,4 +94,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LookalikeError, _lookalike_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _unexpected)

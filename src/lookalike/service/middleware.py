@@ -1,14 +1,16 @@
-"""ASGI middleware: a request-body byte cap enforced while the body streams in, and security headers."""
+"""ASGI middleware: a request-body byte cap and time limit enforced while the body streams in, and
+security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.errors import LookalikeError
 
-__all__ = ["BodySizeLimitMiddleware", "RequestTooLargeError", "SecurityHeadersMiddleware"]
+__all__ = ["BodySizeLimitMiddleware", "RequestTimeoutError", "RequestTooLargeError", "SecurityHeadersMiddleware"]
 
 
 class RequestTooLargeError(LookalikeError):
@@ -17,8 +19,16 @@ class RequestTooLargeError(LookalikeError):
     status_code = 413
 
 
+class RequestTimeoutError(LookalikeError):
+    """The request body did not arrive in full within the service's body time limit."""
+
+    status_code = 408
+
+
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` without reading them whole.
+    """Refuse request bodies over ``max_bytes`` without reading them whole, or not in full within
+    ``body_timeout`` seconds of the request's start (a client that stops sending mid-body is answered 408
+    and the connection closed, instead of holding it open forever).
 
     A declared ``Content-Length`` over the cap is answered 413 at once, before any of the body is read.
     Otherwise the bytes are counted as they arrive and :class:`RequestTooLargeError` is raised from
@@ -30,9 +40,10 @@ class BodySizeLimitMiddleware:
     go on reading, and discarding, the rest of the body to keep the connection alive, however long it is.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
 
     def _message(self) -> str:
         return f"request body is over the {self.max_bytes:,}-byte limit"
@@ -59,9 +70,20 @@ class BodySizeLimitMiddleware:
         body_done = not has_body
         started = False
 
+        loop = asyncio.get_running_loop()
+        deadline = None if self.body_timeout is None else loop.time() + self.body_timeout
+
         async def limited_receive() -> Message:
             nonlocal received, body_done
-            message = await receive()
+            if body_done or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"the request body did not arrive within {self.body_timeout:g} s"
+                    ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
@@ -82,10 +104,10 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except RequestTooLargeError as exc:
+        except (RequestTooLargeError, RequestTimeoutError) as exc:
             if started:
                 raise
-            await _send_json(send, 413, str(exc), close=True)
+            await _send_json(send, exc.status_code, str(exc), close=True)
 
 
 class SecurityHeadersMiddleware:

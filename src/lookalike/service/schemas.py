@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
@@ -27,17 +28,27 @@ __all__ = [
     "SearchResponse",
     "SearchUpload",
     "UpsertOut",
+    "id_segment",
     "image_url",
 ]
 
 FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "brand")
 _MAX_TEXT = 200
+_HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading space)
 _MAX_ID = 200
+
+
+def id_segment(product_id: str) -> str:
+    """``product_id`` as one URL path segment: percent-encoded, and ``.``/``..`` (which clients would
+    resolve as "this"/"parent" segments) written ``%2E``/``%2E%2E``."""
+    if product_id in (".", ".."):
+        return "%2E" * len(product_id)
+    return quote(product_id, safe="")
 
 
 def image_url(product_id: str) -> str:
     """Where the API serves a product's stored picture."""
-    return f"/api/products/{quote(product_id, safe='')}/image"
+    return f"/api/products/{id_segment(product_id)}/image"
 
 
 def _as_list(value: Any) -> Any:
@@ -72,8 +83,10 @@ class _FilterFields(BaseModel):
     gender: list[str] | None = None
     colour: list[str] | None = None
     brand: list[str] | None = None
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_price: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="At least min_price when both are given."
+    )
 
     @field_validator(*FILTER_NAMES, mode="before")
     @classmethod
@@ -95,7 +108,8 @@ class _FilterFields(BaseModel):
 
 
 class FiltersIn(_FilterFields):
-    """Metadata filters: equality (case-insensitive; a list means any of) and a price range."""
+    """Metadata filters: equality (case-insensitive; a list means any of) and a price range (``min_price``
+    at most ``max_price``; otherwise 422)."""
 
     # the same fields, with examples for the JSON schema (an overridden field keeps its place)
     category: list[str] | None = Field(default=None, examples=[["Apparel"]])
@@ -107,7 +121,8 @@ class FiltersIn(_FilterFields):
 
 # --- search -------------------------------------------------------------------------------------
 class SearchRequest(BaseModel):
-    """JSON search: by image URL or by catalogue product ("more like this")."""
+    """JSON search: by image URL or by catalogue product ("more like this"); exactly one of ``url`` and
+    ``product_id``."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -115,7 +130,12 @@ class SearchRequest(BaseModel):
             "examples": [
                 {"url": "https://example.com/photo.jpg", "k": 12},
                 {"product_id": "10006", "k": 12, "filters": {"gender": "Men", "max_price": 50}},
-            ]
+            ],
+            # exactly one of url and product_id (the other absent or null)
+            "oneOf": [
+                {"required": ["url"], "properties": {"url": {"type": "string"}, "product_id": {"type": "null"}}},
+                {"required": ["product_id"], "properties": {"product_id": {"type": "string"}, "url": {"type": "null"}}},
+            ],
         },
     )
 
@@ -229,7 +249,12 @@ class ProductForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^/\x00-\x1f\x7f]+$")
+    id: str = Field(
+        min_length=1,
+        max_length=_MAX_ID,
+        pattern=r"^[^/\x00-\x1f\x7f]+$",
+        description="The product id: no '/' or control characters, and not '.' or '..'.",
+    )
     title: str | None = Field(default=None, max_length=1000)
     brand: str | None = Field(default=None, max_length=_MAX_TEXT)
     category: str | None = Field(default=None, max_length=_MAX_TEXT)
@@ -237,10 +262,23 @@ class ProductForm(BaseModel):
     article_type: str | None = Field(default=None, max_length=_MAX_TEXT)
     colour: str | None = Field(default=None, max_length=_MAX_TEXT)
     gender: str | None = Field(default=None, max_length=_MAX_TEXT)
-    price: float | None = Field(default=None, ge=0)
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="A finite price.")
     url: str | None = Field(default=None, max_length=2048)
     image: bytes | None = Field(default=None, description="The product picture.")
-    image_url: str | None = Field(default=None, max_length=2048, description="Or an http(s) URL to fetch it from.")
+    image_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Or an http(s) URL to fetch it from: it must start with http:// or https:// (no leading "
+        "space; never a server-side file path).",
+        json_schema_extra={"pattern": _HTTP_URL},
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_dot_segment(cls, value: str) -> str:
+        if value in (".", ".."):  # a browser resolves /api/products/%2E%2E/image to /api/image
+            raise ValueError("id cannot be '.' or '..'")
+        return value
 
     @field_validator("price", mode="before")
     @classmethod
@@ -250,8 +288,9 @@ class ProductForm(BaseModel):
     @field_validator("image_url")
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip().lower().startswith(("http://", "https://")):
-            raise ValueError("image_url must start with http:// or https://")
+        # Exactly as sent, never trimmed: the library reads any other string as a local file path.
+        if value is not None and not re.match(_HTTP_URL, value):
+            raise ValueError("image_url must start with http:// or https:// (a URL, not a file path)")
         return value
 
     @model_validator(mode="after")

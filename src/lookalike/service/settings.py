@@ -27,7 +27,17 @@ class ServiceSettings(BaseSettings):
     allow_private_urls: bool = Field(
         default=False, description="Let URL queries reach private, loopback and link-local hosts (intranets)."
     )
-    url_timeout: float = Field(default=15.0, gt=0, description="Overall time limit for fetching an image URL.")
+    url_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Overall time limit for fetching an image URL: name lookup, connect, headers and body.",
+    )
+    url_workers: int = Field(
+        default=8, ge=1, le=256, description="Image URL requests served at a time; more are answered 503."
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Time allowed for a request body to arrive in full; then 408."
+    )
     cors_origins: list[str] | str = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser (comma-separated); empty: CORS off.",

@@ -12,6 +12,7 @@ from lookalike.product import Hit
 from lookalike.service.schemas import ErrorOut, HitOut, QueryInfo, SearchResponse
 
 __all__ = [
+    "DESCRIPTIONS",
     "body_kind",
     "error_responses",
     "form_fields",
@@ -21,7 +22,7 @@ __all__ = [
     "unsupported_body",
 ]
 
-_DESCRIPTIONS = {
+DESCRIPTIONS = {
     400: "Bad image, or the image URL could not be fetched",
     401: "Admin token missing or wrong",
     403: "Admin routes are disabled (no LOOKALIKE_ADMIN_TOKEN configured)",
@@ -29,13 +30,14 @@ _DESCRIPTIONS = {
     413: "Upload or image too large",
     415: "Unsupported image format or content type",
     422: "Invalid parameters",
+    503: "Too many image URL requests in progress; retry after the Retry-After header's seconds",
     504: "The image URL timed out",
 }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses."""
-    return {code: {"model": ErrorOut, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {code: {"model": ErrorOut, "description": DESCRIPTIONS[code]} for code in codes}
 
 
 def body_kind(request: Request) -> str:

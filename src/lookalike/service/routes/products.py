@@ -13,7 +13,15 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.catalog import Catalog
 from lookalike.errors import CatalogError, InvalidQueryError, ProductNotFoundError
 from lookalike.product import Product
-from lookalike.service.deps import CatalogDep, FiltersDep, SettingsDep, check_k, require_admin, validated
+from lookalike.service.deps import (
+    CatalogDep,
+    FiltersDep,
+    SettingsDep,
+    URLPoolDep,
+    check_k,
+    require_admin,
+    validated,
+)
 from lookalike.service.routes.common import (
     body_kind,
     error_responses,
@@ -109,11 +117,11 @@ def product_image(catalog: CatalogDep, product_id: ProductId) -> FileResponse:
     dependencies=[Depends(require_admin)],
     responses={
         201: {"model": UpsertOut, "description": "Added"},
-        **error_responses(400, 401, 403, 413, 415, 422),
+        **error_responses(400, 401, 403, 413, 415, 422, 503, 504),
     },
     openapi_extra=_UPSERT_BODY,
 )
-async def upsert_product(request: Request, response: Response, catalog: CatalogDep) -> UpsertOut:
+async def upsert_product(request: Request, response: Response, catalog: CatalogDep, url_pool: URLPoolDep) -> UpsertOut:
     """Multipart fields: ``id`` and metadata, plus ``image`` (a file) or ``image_url``.
 
     A new product needs a picture; for an existing one, fields left out keep their value and a picture
@@ -125,7 +133,10 @@ async def upsert_product(request: Request, response: Response, catalog: CatalogD
     if data is not None:
         fields["image"] = data
     item = validated(ProductForm, fields)
-    status, product = await run_in_threadpool(_upsert, catalog, item)
+    if item.image is None and item.image_url is not None:  # a download: on the URL threads
+        status, product = await url_pool.run(lambda: _upsert(catalog, item))
+    else:
+        status, product = await run_in_threadpool(_upsert, catalog, item)
     if status == "added":
         response.status_code = 201
     return UpsertOut(status=status, product=ProductOut.from_product(product))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.errors import InvalidQueryError
-from lookalike.service.deps import CatalogDep, SettingsDep, check_k, validated
+from lookalike.service.deps import CatalogDep, SettingsDep, URLPoolDep, check_k, validated
 from lookalike.service.routes.common import (
     body_kind,
     error_responses,
@@ -37,10 +37,10 @@ _BODY = {
     "/search",
     response_model=SearchResponse,
     summary="Search by photo, image URL or product",
-    responses=error_responses(400, 404, 413, 415, 422, 504),
+    responses=error_responses(400, 404, 413, 415, 422, 503, 504),
     openapi_extra=_BODY,
 )
-async def search(request: Request, catalog: CatalogDep, settings: SettingsDep) -> SearchResponse:
+async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, url_pool: URLPoolDep) -> SearchResponse:
     """Products that look like the query, best first.
 
     * ``multipart/form-data``: an ``image`` file, optional ``k`` and filter fields (repeat a filter field
@@ -65,7 +65,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep) -
         start = time.perf_counter()
         if body.url is not None:
             query = QueryInfo(type="url", value=body.url)
-            hits = await run_in_threadpool(lambda: catalog.search(url=body.url, k=k, filters=filters))
+            hits = await url_pool.run(lambda: catalog.search(url=body.url, k=k, filters=filters))
         else:
             query = QueryInfo(type="product", value=body.product_id)
             hits = await run_in_threadpool(lambda: catalog.search(product_id=body.product_id, k=k, filters=filters))
