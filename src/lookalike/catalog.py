@@ -37,7 +37,6 @@ try:  # POSIX: pictures are locked across processes too (a CLI ingest beside a s
 except ImportError:  # pragma: no cover - Windows: across threads only
     fcntl = None  # type: ignore[assignment]
 
-from lookalike import __version__
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
 from lookalike.errors import (
@@ -49,7 +48,7 @@ from lookalike.errors import (
     ModelMismatchError,
     ProductNotFoundError,
 )
-from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor, extractor_spec
+from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor
 from lookalike.extractors.base import with_mirror
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
@@ -62,13 +61,12 @@ from lookalike.imaging import (
     read_image_bytes,
 )
 from lookalike.index import IndexPolicy
+from lookalike.manifest import MANIFEST, check_extractor, check_manifest, new_manifest
 from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
 
 __all__ = ["Catalog", "IngestProgress", "IngestReport"]
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 BACKENDS = ("embedded", "milvus")
 MAX_K = 1000
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
@@ -747,39 +745,6 @@ def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
             if known is None or hit.score > known.score:
                 best[hit.id] = hit
     return sorted(best.values(), key=lambda h: -h.score)[:k]
-
-
-def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a new catalogue: format, versions, the extractor and the index."""
-    return {
-        "format": FORMAT_VERSION,
-        "lookalike_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "extractor": ext.describe(),
-        "index": index,
-    }
-
-
-def check_manifest(manifest: dict[str, Any], where: str) -> None:
-    if manifest.get("format", 0) > FORMAT_VERSION:
-        raise CatalogError(f"{where} was written by a newer lookalike (format {manifest['format']})")
-
-
-def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None, where: str) -> Extractor | None:
-    """Refuse an extractor other than the catalogue's; return it when it is a ready object."""
-    if extractor is None:
-        return None
-    name = manifest["extractor"]["name"]
-    asked = extractor.name if isinstance(extractor, Extractor) else extractor
-    if asked != name and not isinstance(extractor, Extractor):
-        with contextlib.suppress(LookalikeError):
-            asked = extractor_spec(asked).name  # e.g. "clip:./dir" -> "clip:/abs/dir"
-    if asked != name:
-        raise ModelMismatchError(
-            f"catalogue {where} was built with extractor {name!r}, not {asked!r}; "
-            "use a new catalogue for another extractor"
-        )
-    return extractor if isinstance(extractor, Extractor) else None
 
 
 def _check_k(k: int) -> None:
