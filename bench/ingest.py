@@ -31,7 +31,7 @@ from common import CACHE, CSV_224, ROOT, SMALL_CSV, SeedPipeline, load_average, 
 
 from lookalike import Catalog, create_extractor
 from lookalike.backends.base import UpsertItem
-from lookalike.catalog import _fast_cfg, _Preparer
+from lookalike.catalog.facade import _fast_cfg, _Preparer
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.sources import IngestRecord, read_csv
