@@ -121,7 +121,7 @@ def stages(model: str, recs: list[IngestRecord], batch_size: int) -> dict[str, A
     t = time.perf_counter()
     with ThreadPool() as pool:
         for b, v in zip(batches, vectors, strict=True):
-            saved = cat._save_images(b, pool)
+            saved = cat.pictures.save_many(b, cat.decode_limits, pool)
             cat.backend.upsert(
                 [UpsertItem(p.record.product, v[i], p.sha, saved[id(p)]) for i, p in enumerate(b)]  # type: ignore[arg-type]
             )

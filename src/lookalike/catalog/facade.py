@@ -32,13 +32,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-try:  # POSIX: pictures are locked across processes too (a CLI ingest beside a server)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: across threads only
-    fcntl = None  # type: ignore[assignment]
-
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
+from lookalike.catalog.pictures import PictureStore
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -152,12 +148,11 @@ class Catalog:
         self.fetch_settings = fetch_settings or FetchSettings()
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
-        self._pictures_lock = threading.RLock()
         if backend is None:
             policy = index_policy or IndexPolicy.from_dict(manifest.get("index", {}).get("policy"))
             backend = EmbeddedBackend(path, self.dim, policy)
         self.backend: CatalogBackend = backend
-        self.images_dir = images_dir if images_dir is not None else path / "images"
+        self.pictures = PictureStore(images_dir if images_dir is not None else path / "images")
 
     @property
     def store(self) -> CatalogBackend:
@@ -310,72 +305,14 @@ class Catalog:
         return self.backend.verify()
 
     # --- images --------------------------------------------------------------------------------
-    def _save_image(self, prep: _Prepared) -> str:
-        """Keep a copy of the picture in the catalogue; returns its path relative to the catalogue."""
-        assert prep.sha is not None and prep.data is not None
-        fmt = (prep.fmt or "").upper()
-        ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(fmt)
-        data = prep.data
-        _, size = image_format(data) if ext else (None, None)
-        if ext is None or len(data) > 1_000_000 or size is None or max(size) > 1024:
-            img = prep.image
-            if img is None:
-                img = open_image_bytes(data, self.decode_limits)
-            thumb = img.copy()
-            thumb.thumbnail((800, 800), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            thumb.save(buf, format="JPEG", quality=88)
-            data, ext = buf.getvalue(), "jpg"
-        rel = f"{prep.sha[:2]}/{prep.sha}.{ext}"
-        target = self.images_dir / rel
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, data)
-        return rel
-
-    @contextlib.contextmanager
-    def _pictures_locked(self) -> Iterator[None]:
-        """Hold while storing pictures and committing the rows that use them, and while deleting rows and
-        removing the pictures nobody uses any more (threads and, on POSIX, processes). Pictures are
-        content-addressed and shared, so without it a delete could remove a picture that an ingest had
-        found already on disk and was about to commit a product for."""
-        with self._pictures_lock:
-            self.images_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.images_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
-
-    def _save_images(
-        self, preps: list[_Prepared], io_pool: ThreadPoolExecutor | None
-    ) -> dict[int, str | LookalikeError | OSError]:
-        """:meth:`_save_image` for a batch, concurrently (each new file is fsynced; fsyncs issued together
-        cost about one): ``id(prep)`` -> relative path or the error."""
-
-        def save(p: _Prepared) -> str | LookalikeError | OSError:
-            try:
-                return self._save_image(p)
-            except (LookalikeError, OSError) as exc:
-                return exc
-
-        results = io_pool.map(save, preps) if io_pool is not None and len(preps) > 1 else map(save, preps)
-        return {id(p): r for p, r in zip(preps, results, strict=True)}
+    @property
+    def images_dir(self) -> Path:
+        """The folder of the catalogue's pictures (:class:`~lookalike.catalog.pictures.PictureStore`)."""
+        return self.pictures.root
 
     def image_path(self, product_id: str) -> Path:
         """The stored picture of a product (always inside the catalogue's picture folder)."""
-        rel = self.store.image_file_of(product_id)
-        if rel is None:
-            if self.store.get(product_id) is None:
-                raise ProductNotFoundError(f"no product with id {product_id!r}")
-            raise CatalogError(f"product {product_id!r} has no stored image")
-        root = self.images_dir.resolve()
-        target = (self.images_dir / rel).resolve()
-        if root not in target.parents or not target.is_file():
-            raise CatalogError(f"stored image for {product_id!r} is missing")
-        return target
+        return self.pictures.image_path(self.store, product_id)
 
     # --- ingest --------------------------------------------------------------------------------
     def _load_bytes(self, source: str) -> bytes:
@@ -524,8 +461,8 @@ class Catalog:
         errors: list[tuple[str, str | None, str]] = []
         counts = {"added": 0, "updated": 0, "unchanged": 0}
         vec_iter = iter(vectors)
-        with self._pictures_locked():
-            saved = self._save_images(to_embed, io_pool)
+        with self.pictures.locked():
+            saved = self.pictures.save_many(to_embed, self.decode_limits, io_pool)
             for p in prepared:
                 pid = p.record.product.id
                 if p.action == "fail":
@@ -566,24 +503,17 @@ class Catalog:
         fmt, _ = image_format(data)
         prep = _Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
         vec = self.extractor.embed([img])[0]
-        with self._pictures_locked():
-            rel = self._save_image(prep)
+        with self.pictures.locked():
+            rel = self.pictures.save(prep, self.decode_limits)
             existed = self.store.get(product.id) is not None
             self.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
         return "updated" if existed else "added"
 
     def delete(self, product_ids: Sequence[str]) -> int:
         """Delete products by id; returns how many existed. Their pictures go when no product uses them."""
-        root = self.images_dir.resolve()
-        with self._pictures_locked():
+        with self.pictures.locked():
             n, files = self.backend.delete(list(product_ids))
-            for rel in set(files):
-                path = self.images_dir / rel
-                if root not in path.resolve().parents:  # a stored path leading outside: never touch it
-                    continue
-                if not self.backend.image_file_in_use(rel):
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            self.pictures.remove_unused(files, self.backend.image_file_in_use)
         return n
 
     # --- search --------------------------------------------------------------------------------
