@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from lookalike import Catalog, Filters, Product, read_csv, read_folder
-from lookalike.catalog.facade import _normalise
+from lookalike.catalog.prepare import normalise as _normalise
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,

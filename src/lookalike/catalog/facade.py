@@ -11,21 +11,12 @@ pipeline, the pictures and the search API.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import io
 import json
-import multiprocessing
-import multiprocessing.context
 import os
-import signal
-import sys
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +25,8 @@ from PIL import Image
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
+from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product
+from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
 from lookalike.errors import (
     CatalogError,
@@ -44,7 +37,7 @@ from lookalike.errors import (
     ModelMismatchError,
     ProductNotFoundError,
 )
-from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, PreprocessCfg, create_extractor
+from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
 from lookalike.extractors.base import with_mirror
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
@@ -52,7 +45,6 @@ from lookalike.imaging import (
     DecodeLimits,
     FetchSettings,
     fetch_image_bytes,
-    image_format,
     open_image_bytes,
     read_image_bytes,
 )
@@ -66,58 +58,6 @@ __all__ = ["Catalog", "IngestProgress", "IngestReport"]
 BACKENDS = ("embedded", "milvus")
 MAX_K = 1000
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did. ``failed`` holds ``(product id, image, reason)``."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: list[tuple[str, str | None, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    embedded: int = 0
-
-    @property
-    def processed(self) -> int:
-        return self.added + self.updated + self.unchanged + len(self.failed)
-
-    @property
-    def images_per_second(self) -> float:
-        return self.embedded / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "failed": [{"id": i, "image": s, "error": m} for i, s, m in self.failed],
-            "embedded": self.embedded,
-            "seconds": round(self.seconds, 3),
-            "images_per_second": round(self.images_per_second, 1),
-        }
-
-
-@dataclass
-class IngestProgress:
-    """Passed to the progress callback after every committed batch."""
-
-    done: int
-    committed_ids: list[str]
-    report: IngestReport
-
-
-@dataclass
-class _Prepared:
-    record: IngestRecord
-    action: str  # "embed", "meta", "skip", "fail"
-    array: np.ndarray | None = None  # the model input, or uint8 pixels (HWC) for the batched fast path
-    sha: str | None = None
-    data: bytes | None = None
-    fmt: str | None = None
-    error: str | None = None
-    image: Image.Image | None = None
 
 
 class Catalog:
@@ -315,25 +255,6 @@ class Catalog:
         return self.pictures.image_path(self.store, product_id)
 
     # --- ingest --------------------------------------------------------------------------------
-    def _load_bytes(self, source: str) -> bytes:
-        if source.lower().startswith(("http://", "https://")):
-            data, _ = fetch_image_bytes(source, self.fetch_settings)
-            return data
-        return read_image_bytes(source, self.decode_limits)
-
-    def _preparer(self, processes: bool) -> _Preparer:
-        """What the decode workers run. The fast path (worker processes) needs a plain
-        :class:`PreprocessCfg`: workers return resized uint8 pixels, normalised here per batch."""
-        cfg = self.extractor.preprocess_cfg
-        fast = _fast_cfg(self.extractor)
-        return _Preparer(
-            self.decode_limits,
-            self.fetch_settings,
-            cfg.size if cfg is not None else None,
-            fast,
-            None if processes and fast is not None else self.extractor,
-        )
-
     def ingest(
         self,
         records: Iterable[IngestRecord],
@@ -357,138 +278,7 @@ class Catalog:
         (concurrently) and then its rows (one transaction) while the model works on the next batch.
         ``progress`` is called here, after each commit and before the next one starts.
         """
-        report = IngestReport()
-        start = time.perf_counter()
-        size = len(records) if isinstance(records, Sized) else None
-        big = size is None or size > 256
-        if processes is None:
-            processes = big and _fast_cfg(self.extractor) is not None
-        processes = processes and _fast_cfg(self.extractor) is not None and _mp_context() is not None
-        model = self.extractor.bulk() if big else self.extractor  # see Extractor.bulk
-        n_workers = workers or (max(2, min(8, _cpus())) if processes else min(8, _cpus() + 2))
-        preparer = self._preparer(processes)
-        batches = _batched(records, batch_size)
-        done = 0
-        pool: Executor = (
-            ProcessPoolExecutor(n_workers, mp_context=_mp_context(), initializer=_worker_init, initargs=(os.getpid(),))
-            if processes
-            else ThreadPoolExecutor(n_workers, thread_name_prefix="lookalike-ingest")
-        )
-        chunk = max(1, min(32, -(-batch_size // (2 * n_workers))))
-        pending: deque[list[Future[list[_Prepared]]]] = deque()
-        writing: list[tuple[Future[list[str]], int]] = []  # the commit in flight, and `done` after it
-        io_pool = ThreadPoolExecutor(16, thread_name_prefix="lookalike-pictures")
-        writer = ThreadPoolExecutor(1, thread_name_prefix="lookalike-writer")
-
-        def flush() -> None:
-            while writing:
-                future, upto = writing.pop()
-                committed = future.result()
-                if progress is not None:
-                    progress(IngestProgress(upto, committed, report))
-
-        def step(futures: list[Future[list[_Prepared]]]) -> int:
-            prepared = [p for f in futures for p in f.result()]
-            vectors = self._embed(prepared, model)  # overlaps the previous batch's commit
-            flush()
-            writing.append((writer.submit(self._commit, prepared, vectors, report, io_pool), done + len(prepared)))
-            return len(prepared)
-
-        try:
-            for batch in batches:
-                pending.append(self._submit(pool, preparer, batch, refresh, chunk))
-                if len(pending) > _AHEAD:
-                    done += step(pending.popleft())
-            while pending:
-                done += step(pending.popleft())
-            flush()
-        finally:
-            for futures in pending:
-                for f in futures:
-                    f.cancel()
-            writer.shutdown(wait=True)  # an interrupted ingest still finishes the commit in flight
-            io_pool.shutdown(wait=True)
-            pool.shutdown(wait=True, cancel_futures=True)
-            report.seconds = time.perf_counter() - start
-            with contextlib.suppress(LookalikeError, OSError):
-                self.checkpoint()
-        return report
-
-    def _submit(
-        self,
-        pool: Executor,
-        preparer: _Preparer,
-        batch: list[IngestRecord],
-        refresh: bool,
-        chunk: int,
-    ) -> list[Future[list[_Prepared]]]:
-        states = self.store.states([r.product.id for r in batch])
-        items = [(r, states.get(r.product.id)) for r in batch]
-        return [pool.submit(preparer, items[i : i + chunk], refresh) for i in range(0, len(items), chunk)]
-
-    def _model_input(self, arrays: list[np.ndarray]) -> np.ndarray:
-        """Stack a batch; uint8 pixels from the fast path are normalised here (see :func:`_normalise`)."""
-        batch = np.stack(arrays)
-        cfg = _fast_cfg(self.extractor)
-        if batch.dtype != np.uint8 or cfg is None:
-            return batch
-        return _normalise(cfg, batch)
-
-    def _embed(self, prepared: list[_Prepared], model: Extractor) -> np.ndarray:
-        """The vectors of a batch's pictures to embed, in order (``model``: the extractor or its bulk twin)."""
-        arrays = [p.array for p in prepared if p.action == "embed"]
-        if not arrays:
-            return np.zeros((0, self.dim), np.float32)
-        step = max(1, model.batch_size)  # the model's own batch: a commit batch may be larger
-        return np.concatenate(
-            [
-                model.embed_preprocessed(self._model_input(arrays[i : i + step]))  # type: ignore[arg-type]
-                for i in range(0, len(arrays), step)
-            ]
-        )
-
-    def _commit(
-        self,
-        prepared: list[_Prepared],
-        vectors: np.ndarray,
-        report: IngestReport,
-        io_pool: ThreadPoolExecutor | None = None,
-    ) -> list[str]:
-        """Store a batch's pictures, then its rows in one transaction; returns the ids written."""
-        to_embed = [p for p in prepared if p.action == "embed"]
-        existing = self.store.states([p.record.product.id for p in prepared])
-        items: list[UpsertItem] = []
-        errors: list[tuple[str, str | None, str]] = []
-        counts = {"added": 0, "updated": 0, "unchanged": 0}
-        vec_iter = iter(vectors)
-        with self.pictures.locked():
-            saved = self.pictures.save_many(to_embed, self.decode_limits, io_pool)
-            for p in prepared:
-                pid = p.record.product.id
-                if p.action == "fail":
-                    errors.append((pid, p.record.source, p.error or "unknown error"))
-                    continue
-                if p.action == "skip":
-                    counts["unchanged"] += 1
-                    continue
-                if p.action == "meta":
-                    items.append(UpsertItem(p.record.product, None))
-                    counts["updated"] += 1
-                    continue
-                vec = next(vec_iter)
-                rel = saved[id(p)]
-                if isinstance(rel, Exception):
-                    errors.append((pid, p.record.source, f"cannot store image: {rel}"))
-                    continue
-                items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
-                counts["updated" if pid in existing else "added"] += 1
-            self.backend.upsert(items, errors)
-        report.added += counts["added"]
-        report.updated += counts["updated"]
-        report.unchanged += counts["unchanged"]
-        report.embedded += len(to_embed)
-        report.failed.extend(errors)
-        return [it.product.id for it in items]
+        return run_ingest(self, records, batch_size, workers, refresh, progress, processes)
 
     def upsert(self, product: Product, image: ImageInput | None = None) -> str:
         """Add or update one product. With no ``image``, only its metadata changes (it must exist)."""
@@ -497,17 +287,7 @@ class Catalog:
                 raise ProductNotFoundError(f"no product with id {product.id!r}; a new product needs an image")
             self.backend.upsert([UpsertItem(product, None)])
             return "updated"
-        data = self._image_bytes(image)
-        sha = hashlib.sha256(data).hexdigest()
-        img = open_image_bytes(data, self.decode_limits)
-        fmt, _ = image_format(data)
-        prep = _Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
-        vec = self.extractor.embed([img])[0]
-        with self.pictures.locked():
-            rel = self.pictures.save(prep, self.decode_limits)
-            existed = self.store.get(product.id) is not None
-            self.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
-        return "updated" if existed else "added"
+        return add_product(self, product, self._image_bytes(image))
 
     def delete(self, product_ids: Sequence[str]) -> int:
         """Delete products by id; returns how many existed. Their pictures go when no product uses them."""
@@ -517,6 +297,12 @@ class Catalog:
         return n
 
     # --- search --------------------------------------------------------------------------------
+    def _load_bytes(self, source: str) -> bytes:
+        if source.lower().startswith(("http://", "https://")):
+            data, _ = fetch_image_bytes(source, self.fetch_settings)
+            return data
+        return read_image_bytes(source, self.decode_limits)
+
     def _image_bytes(self, image: ImageInput) -> bytes:
         if isinstance(image, Image.Image):
             buf = io.BytesIO()
@@ -680,123 +466,3 @@ def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > MAX_K:
         raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
-
-
-_AHEAD = 2  # batches being decoded while the model works on the current one
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 2
-
-
-def _mp_context() -> multiprocessing.context.BaseContext | None:
-    """``fork`` on Linux, else None (threads). Not forkserver or spawn: those re-import the caller's
-    ``__main__`` in every worker, which runs the top level of a script without a ``__main__`` guard.
-    The forked workers only read files, hash, decode and resize (no onnxruntime, no OpenMP), so the
-    model's idle threads in the parent are no hazard to them."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return None
-
-
-def _worker_init(parent: int) -> None:
-    """In each decode worker: die with the ingest that forked it (``PR_SET_PDEATHSIG``: a SIGKILLed
-    ingest leaves no orphans holding its pipes), and leave Ctrl-C to the parent, which stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _fast_cfg(extractor: Extractor) -> PreprocessCfg | None:
-    """The extractor's preprocessing when it is exactly :meth:`PreprocessCfg.to_array` (so workers can
-    resize and the batch can be normalised at once), else None."""
-    cfg = extractor.preprocess_cfg
-    if cfg is None or type(cfg) is not PreprocessCfg or type(extractor).preprocess is not Extractor.preprocess:
-        return None
-    return cfg
-
-
-def _normalise(cfg: PreprocessCfg, batch: np.ndarray) -> np.ndarray:
-    """(n, h, w, 3) uint8 -> the model's float32 input, bit-identical to :meth:`PreprocessCfg.to_array`
-    (the same float32 subtraction and division): the subtraction reads the uint8 pixels through a
-    transposed view and writes float32 straight into the output layout, the division runs in place
-    (0.16 ms per 224-px picture; a per-channel table lookup took 0.33, NumPy casting its uint8 indices
-    to int64 first)."""
-    mean = np.asarray(cfg.mean, dtype=np.float32)
-    std = np.asarray(cfg.std, dtype=np.float32)
-    n, h, w, _ = batch.shape
-    if cfg.layout == "NCHW":
-        out = np.empty((n, 3, h, w), dtype=np.float32)
-        src, mean, std = batch.transpose(0, 3, 1, 2), mean[:, None, None], std[:, None, None]
-    else:
-        out = np.empty((n, h, w, 3), dtype=np.float32)
-        src = batch
-    np.subtract(src, mean, out=out, dtype=np.float32, casting="unsafe")
-    np.divide(out, std, out=out)
-    return out
-
-
-@dataclass(frozen=True)
-class _Preparer:
-    """Reads, hashes, decodes and preprocesses pictures; runs in worker processes or threads.
-
-    With ``fast`` the result is the resized uint8 picture (the parent normalises the batch); otherwise
-    ``extractor.preprocess`` (threads only)."""
-
-    limits: DecodeLimits
-    fetch: FetchSettings
-    draft: int | None
-    fast: PreprocessCfg | None
-    extractor: Extractor | None
-
-    def __call__(self, items: list[tuple[IngestRecord, Any]], refresh: bool) -> list[_Prepared]:
-        return [self.prepare(record, state, refresh) for record, state in items]
-
-    def load(self, source: str) -> bytes:
-        if source.lower().startswith(("http://", "https://")):
-            data, _ = fetch_image_bytes(source, self.fetch)
-            return data
-        return read_image_bytes(source, self.limits)
-
-    def prepare(self, record: IngestRecord, state: Any, refresh: bool) -> _Prepared:
-        src = record.source
-        if not src:
-            return _Prepared(record, "fail", error="no image given for this product")
-        meta_same = state is not None and state.meta_hash == record.product.metadata_hash()
-        is_url = src.lower().startswith(("http://", "https://"))
-        if state is not None and not refresh and is_url and state.image == src and state.image_sha:
-            return _Prepared(record, "skip" if meta_same else "meta")
-        try:
-            data = self.load(src)
-            sha = hashlib.sha256(data).hexdigest()
-            if state is not None and not refresh and state.image_sha == sha:
-                return _Prepared(record, "skip" if meta_same else "meta")
-            img = open_image_bytes(data, self.limits, draft_size=self.draft, name=Path(src).name)
-            fmt = (img.format or "").upper() or image_format(data)[0]
-            if self.fast is not None:
-                arr = np.asarray(self.fast.resize(img.convert("RGB")), dtype=np.uint8)
-            elif self.extractor is not None:
-                arr = self.extractor.preprocess(img)
-            else:  # pragma: no cover - _preparer never builds this
-                raise CatalogError("no preprocessing available in this worker")
-            return _Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None)
-        except LookalikeError as exc:
-            return _Prepared(record, "fail", error=str(exc))
-        except Exception as exc:  # a bug in a decoder must not stop the whole ingest
-            return _Prepared(record, "fail", error=f"unexpected {type(exc).__name__}: {exc}")
-
-
-def _batched(records: Iterable[IngestRecord], size: int) -> Iterator[list[IngestRecord]]:
-    batch: list[IngestRecord] = []
-    for r in records:
-        batch.append(r)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
