@@ -11,42 +11,37 @@ pipeline, the pictures and the search API.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
+from lookalike.catalog import query
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product
 from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
+from lookalike.catalog.query import ImageInput
+from lookalike.catalog.ranking import DEFAULT_STAGES, RankingStage
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
     CatalogNotFoundError,
-    InvalidQueryError,
     LookalikeError,
     ModelMismatchError,
     ProductNotFoundError,
 )
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
-from lookalike.extractors.base import with_mirror
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
 from lookalike.imaging import (
     DecodeLimits,
     FetchSettings,
-    fetch_image_bytes,
-    open_image_bytes,
-    read_image_bytes,
 )
 from lookalike.index import IndexPolicy
 from lookalike.manifest import MANIFEST, check_extractor, check_manifest, new_manifest
@@ -56,8 +51,6 @@ from lookalike.sources import IngestRecord
 __all__ = ["Catalog", "IngestProgress", "IngestReport"]
 
 BACKENDS = ("embedded", "milvus")
-MAX_K = 1000
-ImageInput = str | os.PathLike[str] | bytes | Image.Image
 
 
 class Catalog:
@@ -79,9 +72,12 @@ class Catalog:
         collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
         index follows ``index_policy`` (default: the one in the manifest). ``query_flip``: a search
         picture is embedded with its mirror image and each product scores the better of the two
-        similarities (:func:`~lookalike.extractors.base.with_mirror`); catalogue vectors are never flipped."""
+        similarities (:func:`~lookalike.extractors.base.with_mirror`); catalogue vectors are never flipped.
+        :attr:`ranking_stages` turn each query's candidate lists into its hits, in order
+        (:mod:`lookalike.catalog.ranking`)."""
         self.path = path
         self.query_flip = query_flip
+        self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
         self.decode_limits = decode_limits or DecodeLimits()
@@ -297,40 +293,17 @@ class Catalog:
         return n
 
     # --- search --------------------------------------------------------------------------------
-    def _load_bytes(self, source: str) -> bytes:
-        if source.lower().startswith(("http://", "https://")):
-            data, _ = fetch_image_bytes(source, self.fetch_settings)
-            return data
-        return read_image_bytes(source, self.decode_limits)
-
     def _image_bytes(self, image: ImageInput) -> bytes:
-        if isinstance(image, Image.Image):
-            buf = io.BytesIO()
-            image.convert("RGB").save(buf, format="PNG")
-            return buf.getvalue()
-        if isinstance(image, bytes | bytearray | memoryview):
-            return bytes(image)
-        text = os.fspath(image)
-        if text.lower().startswith(("http://", "https://")):
-            return self._load_bytes(text)
-        return read_image_bytes(text, self.decode_limits)
-
-    def _query_image(self, image: ImageInput) -> Image.Image:
-        if isinstance(image, Image.Image):
-            return image.convert("RGB")
-        size = self.extractor.preprocess_cfg.size if self.extractor.preprocess_cfg else None
-        name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
-        return open_image_bytes(self._image_bytes(image), self.decode_limits, draft_size=size, name=name)
+        return query.image_bytes(self, image)
 
     def embed_query(self, image: ImageInput) -> np.ndarray:
         """The vector of an image (path, URL, bytes or PIL image), as the catalogue's vectors are made."""
-        return self.extractor.embed([self._query_image(image)])[0]
+        return query.embed_query(self, image)
 
     def query_vectors(self, image: ImageInput) -> np.ndarray:
         """What a search with this image looks for: (1, dim), or with :attr:`query_flip` (2, dim), the
         picture's and its mirror image's vectors (one batch of the model)."""
-        img = self._query_image(image)
-        return self.extractor.embed(with_mirror(img) if self.query_flip else [img])
+        return query.query_vectors(self, image)
 
     def search(
         self,
@@ -344,24 +317,16 @@ class Catalog:
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
         ``product_id`` ("more like this": the product itself is left out) or a ``vector``."""
-        _check_k(k)
-        given = [x is not None for x in (image, url, product_id, vector)]
-        if sum(given) != 1:
-            raise InvalidQueryError("give exactly one of image, url, product_id or vector")
-        exclude: set[str] = set()
-        if product_id is not None:
-            vec = self.store.vector_of(product_id)
-            if vec is None:
-                raise ProductNotFoundError(f"no product with id {product_id!r}")
-            exclude.add(product_id)
-        elif url is not None or image is not None:
-            if url is not None and not url.lower().startswith(("http://", "https://")):
-                raise InvalidQueryError("url must start with http:// or https://")
-            views = self.query_vectors(url if url is not None else image)  # type: ignore[arg-type]
-            return merge_views(self.search_vectors(views, k=k, filters=filters), k)
-        else:
-            vec = np.asarray(vector, dtype=np.float32)
-        return self.search_vectors(vec[None, :], k=k, filters=filters, exclude=[exclude])[0]
+        return query.search(
+            self,
+            image,
+            url=url,
+            product_id=product_id,
+            vector=vector,
+            k=k,
+            filters=filters,
+            stages=self.ranking_stages,
+        )
 
     def search_vectors(
         self,
@@ -371,48 +336,13 @@ class Catalog:
         exclude: Sequence[set[str]] | None = None,
     ) -> list[list[Hit]]:
         """Search a batch of query vectors; ``exclude[i]`` lists product ids to leave out of query i."""
-        _check_k(k)
-        q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        if not np.all(np.isfinite(q)):
-            raise InvalidQueryError("query vector has NaN or infinite values")
-        extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        found = self.backend.search(q, k + extra, filters)
-        out: list[list[Hit]] = []
-        for qi, row in enumerate(found):
-            skip = exclude[qi] if exclude else set()
-            hits = [Hit(p.id, score, p) for p, score in row if p.id not in skip][:k]
-            out.append(hits)
-        return out
+        return query.search_vectors(self, vectors, k, filters, exclude)
 
     def search_many(
         self, images: Sequence[ImageInput], k: int = 10, filters: Filters | None = None, batch_size: int = 32
     ) -> list[list[Hit] | LookalikeError]:
         """Search many query images at once (batched embedding); a query that fails gives its error."""
-        _check_k(k)
-        results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
-
-        def prep(image: ImageInput) -> list[np.ndarray] | LookalikeError:
-            try:
-                img = self._query_image(image)
-                return [self.extractor.preprocess(v) for v in (with_mirror(img) if self.query_flip else [img])]
-            except LookalikeError as exc:
-                return exc
-            except Exception as exc:
-                return InvalidQueryError(f"unexpected {type(exc).__name__}: {exc}")
-
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2)) as pool:
-            for start in range(0, len(images), batch_size):
-                chunk = list(pool.map(prep, images[start : start + batch_size]))
-                good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, list)]
-                for i, a in enumerate(chunk):
-                    if isinstance(a, LookalikeError):
-                        results[start + i] = a
-                if good:
-                    vecs = self.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a]))
-                    found = iter(self.search_vectors(vecs, k=k, filters=filters))
-                    for i, views in good:
-                        results[start + i] = merge_views([next(found) for _ in views], k)
-        return results
+        return query.search_many(self, images, k, filters, batch_size, stages=self.ranking_stages)
 
     # --- browsing ------------------------------------------------------------------------------
     def get(self, product_id: str) -> Product:
@@ -447,22 +377,3 @@ class Catalog:
             "created": self.manifest.get("created"),
             "lookalike_version": self.manifest.get("lookalike_version"),
         }
-
-
-def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
-    """The top ``k`` of several views of one query (a picture and its mirror image): each product
-    scores its best view. Exact: the top ``k`` by best view lie in the union of each view's top ``k``."""
-    if len(hit_lists) == 1:
-        return hit_lists[0][:k]
-    best: dict[str, Hit] = {}
-    for hits in hit_lists:
-        for hit in hits:
-            known = best.get(hit.id)
-            if known is None or hit.score > known.score:
-                best[hit.id] = hit
-    return sorted(best.values(), key=lambda h: -h.score)[:k]
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > MAX_K:
-        raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
