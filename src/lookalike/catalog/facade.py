@@ -11,7 +11,6 @@ pipeline, the pictures and the search API.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -21,36 +20,22 @@ from typing import Any
 import numpy as np
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
-from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
+from lookalike.backends.embedded import EmbeddedBackend
 from lookalike.catalog import query
+from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product
 from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
 from lookalike.catalog.query import ImageInput
 from lookalike.catalog.ranking import DEFAULT_STAGES, RankingStage
-from lookalike.errors import (
-    CatalogError,
-    CatalogExistsError,
-    CatalogNotFoundError,
-    LookalikeError,
-    ModelMismatchError,
-    ProductNotFoundError,
-)
-from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
-from lookalike.extractors.quantize import preferred_extractor
-from lookalike.fsutil import atomic_write
-from lookalike.imaging import (
-    DecodeLimits,
-    FetchSettings,
-)
+from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
+from lookalike.extractors import Extractor, create_extractor
+from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.index import IndexPolicy
-from lookalike.manifest import MANIFEST, check_extractor, check_manifest, new_manifest
 from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
 
 __all__ = ["Catalog", "IngestProgress", "IngestReport"]
-
-BACKENDS = ("embedded", "milvus")
 
 
 class Catalog:
@@ -85,8 +70,7 @@ class Catalog:
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
         if backend is None:
-            policy = index_policy or IndexPolicy.from_dict(manifest.get("index", {}).get("policy"))
-            backend = EmbeddedBackend(path, self.dim, policy)
+            backend = embedded_backend(path, manifest, index_policy)
         self.backend: CatalogBackend = backend
         self.pictures = PictureStore(images_dir if images_dir is not None else path / "images")
 
@@ -119,32 +103,7 @@ class Catalog:
         default model, or its INT8 variant when that was measured within 0.01 mP@10 of it
         (:func:`lookalike.extractors.quantize.preferred_extractor`).
         """
-        if extractor is None and not (exist_ok and backend == "embedded" and (Path(path) / MANIFEST).exists()):
-            extractor = preferred_extractor(DEFAULT_EXTRACTOR)
-        if backend == "milvus":
-            from lookalike.backends.milvus import create_milvus_catalog
-
-            return create_milvus_catalog(cls, str(path), extractor, exist_ok, uri, token, **kwargs)
-        if backend != "embedded":
-            raise CatalogError(f"unknown backend {backend!r} (use one of {', '.join(BACKENDS)})")
-        root = Path(path)
-        if (root / MANIFEST).exists():
-            if not exist_ok:
-                raise CatalogExistsError(f"a catalogue already exists at {root}")
-            return cls.open(root, extractor=extractor, **kwargs)
-        if root.exists() and not root.is_dir():
-            raise CatalogError(f"{root} exists and is not a directory")
-        if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".")):
-            raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
-        ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor or DEFAULT_EXTRACTOR)
-        root.mkdir(parents=True, exist_ok=True)
-        policy = kwargs.get("index_policy") or IndexPolicy()
-        index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
-        manifest = new_manifest(ext, index)
-        atomic_write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-        fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
-        (root / "images").mkdir(exist_ok=True)
-        return cls(root, manifest, extractor=ext, **kwargs)
+        return create_catalog(cls, path, extractor, exist_ok, backend, uri, token, **kwargs)
 
     @classmethod
     def open(
@@ -157,26 +116,7 @@ class Catalog:
         **kwargs: Any,
     ) -> Catalog:
         """Open an existing catalogue. Passing ``extractor`` checks it is the one the catalogue uses."""
-        if backend == "milvus":
-            from lookalike.backends.milvus import open_milvus_catalog
-
-            return open_milvus_catalog(cls, str(path), extractor, uri, token, **kwargs)
-        if backend != "embedded":
-            raise CatalogError(f"unknown backend {backend!r} (use one of {', '.join(BACKENDS)})")
-        root = Path(path)
-        manifest_path = root / MANIFEST
-        if not manifest_path.is_file():
-            raise CatalogNotFoundError(f"no lookalike catalogue at {root} (missing {MANIFEST})")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            name = manifest["extractor"]["name"]
-            int(manifest["extractor"]["dim"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CatalogError(f"{manifest_path} is damaged: {exc}") from exc
-        check_manifest(manifest, str(root))
-        ext_obj = check_extractor(manifest, extractor, str(root))
-        del name
-        return cls(root, manifest, extractor=ext_obj, **kwargs)
+        return open_catalog(cls, path, extractor, backend, uri, token, **kwargs)
 
     @property
     def extractor(self) -> Extractor:
@@ -224,17 +164,7 @@ class Catalog:
         self._record_index()
 
     def _record_index(self) -> None:
-        """Keep the manifest's ``index`` entry (type, IVF shape) in step with the embedded index."""
-        if not isinstance(self.backend, EmbeddedBackend) or not (self.path / MANIFEST).is_file():
-            return
-        desc = self.backend.describe()
-        entry = dict(self.manifest.get("index", {}))
-        wanted = {**entry, "type": desc["index"], "params": desc.get("index_params", {})}
-        wanted.setdefault("policy", self.backend.policy.to_dict())
-        if wanted == entry:
-            return
-        self.manifest["index"] = wanted
-        atomic_write(self.path / MANIFEST, (json.dumps(self.manifest, indent=2) + "\n").encode())
+        record_index(self.path, self.manifest, self.backend)
 
     def verify(self) -> dict[str, Any]:
         """Check that the index and the product store hold the same products."""
