@@ -73,6 +73,7 @@ class Catalog:
             backend = embedded_backend(path, manifest, index_policy)
         self.backend: CatalogBackend = backend
         self.pictures = PictureStore(images_dir if images_dir is not None else path / "images")
+        self.pictures.remove_leftovers()  # temp files of picture writes a killed process left behind
 
     @property
     def store(self) -> CatalogBackend:

@@ -3,7 +3,9 @@
 Pictures are named by the SHA-256 of the bytes they were read from, so products with the same picture
 share one file. Each file is written atomically (:func:`~lookalike.fsutil.atomic_write`: a temp file in
 the same folder, fsynced, renamed), and every change that stores or removes pictures together with the
-rows that use them holds :meth:`PictureStore.locked` (threads and, on POSIX, processes).
+rows that use them holds :meth:`PictureStore.locked` (threads and, on POSIX, processes). A process
+killed between writing a temp file and the rename leaves the temp file behind;
+:meth:`PictureStore.remove_leftovers` (run when a catalogue opens) removes such files.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +37,9 @@ __all__ = ["NewPicture", "PictureStore"]
 
 LOCK = ".lock"
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+# The temp file of a picture write (atomic_write: ".<name>.<random>.tmp" beside <sha[:2]>/<sha>.<ext>).
+_TEMP = re.compile(r"\.(?P<sha>[0-9a-f]{64})\.(?:jpg|png|webp|gif)\.[a-z0-9_]+\.tmp")
+_UNLOCKED_TEMP_AGE = 3600.0  # without cross-process locks (not POSIX), only temp files older than this go
 
 
 class NewPicture(Protocol):
@@ -131,3 +138,54 @@ class PictureStore:
         if root not in target.parents or not target.is_file():
             raise CatalogError(f"stored image for {product_id!r} is missing")
         return target
+
+    def _temp_files(self) -> list[Path]:
+        """The picture writes' temp files under :attr:`root`: only names of :data:`_TEMP`'s pattern, in
+        the ``<sha[:2]>`` folder of their own picture, and plain files (no links)."""
+        found: list[Path] = []
+        with os.scandir(self.root) as folders:
+            for folder in folders:
+                if len(folder.name) != 2 or not folder.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(folder.path) as entries:
+                    for entry in entries:
+                        match = _TEMP.fullmatch(entry.name)
+                        if match and match["sha"][:2] == folder.name and entry.is_file(follow_symlinks=False):
+                            found.append(Path(entry.path))
+        return found
+
+    def remove_leftovers(self) -> int:
+        """Remove the temp files of picture writes that never finished (the writer was killed before
+        its rename); returns how many went. Committed pictures, and files not named as this store names
+        its temp files, are never touched. Nothing is removed while another writer holds
+        :meth:`locked` (it may be writing one of them now; the next open removes them), nor when the
+        folder cannot be written."""
+        try:
+            if not self._temp_files():
+                return 0
+        except OSError:  # no picture folder (yet), or not readable
+            return 0
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only catalogue
+            self._lock.release()
+            return 0
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            removed = 0
+            now = time.time()
+            for path in self._temp_files():  # again, under the lock: a write may have finished meanwhile
+                with contextlib.suppress(OSError):
+                    if fcntl is None and now - path.stat().st_mtime < _UNLOCKED_TEMP_AGE:
+                        continue
+                    path.unlink()
+                    removed += 1
+            return removed
+        except OSError:  # BlockingIOError: another writer holds the lock
+            return 0
+        finally:
+            os.close(fd)  # releases the flock
+            self._lock.release()
