@@ -31,7 +31,7 @@ from common import CACHE, CSV_224, ROOT, SMALL_CSV, SeedPipeline, load_average, 
 
 from lookalike import Catalog, create_extractor
 from lookalike.backends.base import UpsertItem
-from lookalike.catalog import _fast_cfg, _Preparer
+from lookalike.catalog.prepare import Preparer, fast_cfg, model_input
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.sources import IngestRecord, read_csv
@@ -99,9 +99,9 @@ def before(commit: str, model: str, n: int) -> dict[str, Any]:
 def stages(model: str, recs: list[IngestRecord], batch_size: int) -> dict[str, Any]:
     """Each stage alone, in this process: decode + resize, the model, writing pictures and rows."""
     ext = create_extractor(model)
-    fast = _fast_cfg(ext)
+    fast = fast_cfg(ext)
     cfg = ext.preprocess_cfg
-    prep = _Preparer(DecodeLimits(), FetchSettings(), cfg.size if cfg else None, fast, None if fast else ext)
+    prep = Preparer(DecodeLimits(), FetchSettings(), cfg.size if cfg else None, fast, None if fast else ext)
     t = time.perf_counter()
     prepared = prep([(r, None) for r in recs], refresh=False)
     decode_s = time.perf_counter() - t
@@ -109,10 +109,10 @@ def stages(model: str, recs: list[IngestRecord], batch_size: int) -> dict[str, A
     shutil.rmtree(path, ignore_errors=True)
     cat = Catalog.create(path, extractor=ext)
     batches = [prepared[i : i + batch_size] for i in range(0, len(prepared), batch_size)]
-    inputs = [cat._model_input([p.array for p in b]) for b in batches]
+    inputs = [model_input(ext, [p.array for p in b]) for b in batches]
     t = time.perf_counter()
     for b in batches:
-        cat._model_input([p.array for p in b])
+        model_input(ext, [p.array for p in b])
     normalise_s = time.perf_counter() - t
     ext.embed_preprocessed(inputs[0])  # warm-up
     t = time.perf_counter()
@@ -121,7 +121,7 @@ def stages(model: str, recs: list[IngestRecord], batch_size: int) -> dict[str, A
     t = time.perf_counter()
     with ThreadPool() as pool:
         for b, v in zip(batches, vectors, strict=True):
-            saved = cat._save_images(b, pool)
+            saved = cat.pictures.save_many(b, cat.decode_limits, pool)
             cat.backend.upsert(
                 [UpsertItem(p.record.product, v[i], p.sha, saved[id(p)]) for i, p in enumerate(b)]  # type: ignore[arg-type]
             )

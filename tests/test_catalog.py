@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike import Catalog, Filters, Product, read_csv, read_folder
-from lookalike.catalog import _normalise
+from lookalike import Catalog, Filters, Hit, Product, read_csv, read_folder
+from lookalike.catalog.prepare import normalise as _normalise
+from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, merge_views, rank
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -91,6 +92,41 @@ def test_a_search_picture_counts_as_itself_or_its_mirror_image(built_catalog, li
         assert built_catalog.search_many([mirrored], k=1)[0][0].score == pytest.approx(plain.score, abs=1e-5)
     finally:
         built_catalog.query_flip = True
+
+
+def test_the_mirror_merge_keeps_each_products_best_view_and_the_top_k():
+    def hits(*pairs: tuple[str, float]) -> list[Hit]:
+        return [Hit(pid, score, Product(pid)) for pid, score in pairs]
+
+    picture = hits(("a", 0.9), ("b", 0.8), ("c", 0.5))
+    mirror = hits(("b", 0.95), ("d", 0.7), ("a", 0.6))
+    merged = merge_views([picture, mirror], 3)
+    assert [(h.id, h.score) for h in merged] == [("b", 0.95), ("a", 0.9), ("d", 0.7)]
+    assert rank(QueryContext(3), [picture, mirror]) == merged
+    assert rank(QueryContext(2), [picture]) == picture[:2]
+    with pytest.raises(CatalogError, match="fuse them into one"):
+        rank(QueryContext(3), [picture, mirror], stages=())
+
+
+def test_ranking_stages_run_in_order_on_every_query(built_catalog):
+    seen: list[tuple[int, int]] = []
+
+    def reverse(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+        seen.append((ctx.k, len(ranked)))
+        return [ranked[0][::-1]]
+
+    picture = PRODUCTS_DIR / "images/20842.jpg"
+    plain = [h.id for h in built_catalog.search(picture, k=4)]
+    more = [h.id for h in built_catalog.search(product_id="20842", k=4)]
+    built_catalog.ranking_stages = (*DEFAULT_STAGES, reverse)
+    try:
+        assert [h.id for h in built_catalog.search(picture, k=4)] == plain[::-1]
+        assert [h.id for h in built_catalog.search_many([picture], k=4)[0]] == plain[::-1]
+        assert [h.id for h in built_catalog.search(product_id="20842", k=4)] == more[::-1]
+    finally:
+        built_catalog.ranking_stages = DEFAULT_STAGES
+    assert seen == [(4, 1)] * 3  # after the mirror merge: one list
+    assert [h.id for h in built_catalog.search(picture, k=4)] == plain
 
 
 def test_metadata_comes_back_with_hits(built_catalog):

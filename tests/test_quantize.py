@@ -128,7 +128,7 @@ def test_a_new_catalogue_without_a_model_uses_the_accepted_int8_default(tiny, ti
     spec = json.loads(spec_path.read_text())
     spec["quantization"]["quality"] = {"accepted": True, "max_loss": 0.004}
     spec_path.write_text(json.dumps(spec))
-    monkeypatch.setattr("lookalike.catalog.DEFAULT_EXTRACTOR", tiny)
+    monkeypatch.setattr("lookalike.catalog.backend_choice.DEFAULT_EXTRACTOR", tiny)
     with Catalog.create(tmp_path / "auto") as cat:
         assert cat.extractor_name == tiny_int8
     with Catalog.create(tmp_path / "explicit", extractor=tiny) as cat:  # asked by name: exactly that

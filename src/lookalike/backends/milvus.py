@@ -116,7 +116,7 @@ def open_milvus_catalog(
     **kwargs: Any,
 ) -> Any:
     """Open the catalogue in collection ``name`` at ``uri`` (``Catalog.open(..., backend="milvus")``)."""
-    from lookalike.catalog import check_extractor, check_manifest
+    from lookalike.manifest import check_extractor, check_manifest
 
     MilvusBackend.check_name(name)
     if not uri:
@@ -170,8 +170,8 @@ def create_milvus_catalog(
     ``partition_key`` (a filter field, e.g. ``"category"``) makes Milvus partition by that field's
     lower-cased value, so filters on it search fewer partitions (large collections).
     """
-    from lookalike.catalog import new_manifest
     from lookalike.extractors import Extractor, create_extractor
+    from lookalike.manifest import new_manifest
 
     MilvusBackend.check_name(name)
     if not uri:

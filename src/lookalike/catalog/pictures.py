@@ -1,0 +1,191 @@
+"""The catalogue's copy of every product picture: a content-addressed folder, ``<sha[:2]>/<sha>.<ext>``.
+
+Pictures are named by the SHA-256 of the bytes they were read from, so products with the same picture
+share one file. Each file is written atomically (:func:`~lookalike.fsutil.atomic_write`: a temp file in
+the same folder, fsynced, renamed), and every change that stores or removes pictures together with the
+rows that use them holds :meth:`PictureStore.locked` (threads and, on POSIX, processes). A process
+killed between writing a temp file and the rename leaves the temp file behind;
+:meth:`PictureStore.remove_leftovers` (run when a catalogue opens) removes such files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+try:  # POSIX: pictures are locked across processes too (a CLI ingest beside a server)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: across threads only
+    fcntl = None  # type: ignore[assignment]
+
+from lookalike.backends.base import CatalogBackend
+from lookalike.errors import CatalogError, LookalikeError, ProductNotFoundError
+from lookalike.fsutil import atomic_write
+from lookalike.imaging import DecodeLimits, image_format, open_image_bytes
+
+__all__ = ["NewPicture", "PictureStore"]
+
+LOCK = ".lock"
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+# The temp file of a picture write (atomic_write: ".<name>.<random>.tmp" beside <sha[:2]>/<sha>.<ext>).
+_TEMP = re.compile(r"\.(?P<sha>[0-9a-f]{64})\.(?:jpg|png|webp|gif)\.[a-z0-9_]+\.tmp")
+_UNLOCKED_TEMP_AGE = 3600.0  # without cross-process locks (not POSIX), only temp files older than this go
+
+
+class NewPicture(Protocol):
+    """A picture to store: its bytes, their SHA-256 and format, and the decoded image when there is one."""
+
+    sha: str | None
+    data: bytes | None
+    fmt: str | None
+    image: Image.Image | None
+
+
+class PictureStore:
+    """The picture folder ``root`` of one catalogue."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.RLock()
+
+    def save(self, picture: NewPicture, limits: DecodeLimits) -> str:
+        """Keep a copy of the picture; returns its path relative to :attr:`root`. A picture in a format
+        browsers may not show, over 1 MB or over 1024 px is kept as an 800-px JPEG instead (decoded
+        within ``limits`` when it was not decoded yet)."""
+        assert picture.sha is not None and picture.data is not None
+        fmt = (picture.fmt or "").upper()
+        ext = _EXTENSIONS.get(fmt)
+        data = picture.data
+        _, size = image_format(data) if ext else (None, None)
+        if ext is None or len(data) > 1_000_000 or size is None or max(size) > 1024:
+            img = picture.image
+            if img is None:
+                img = open_image_bytes(data, limits)
+            thumb = img.copy()
+            thumb.thumbnail((800, 800), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            thumb.save(buf, format="JPEG", quality=88)
+            data, ext = buf.getvalue(), "jpg"
+        rel = f"{picture.sha[:2]}/{picture.sha}.{ext}"
+        target = self.root / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data)
+        return rel
+
+    def save_many(
+        self, pictures: Sequence[NewPicture], limits: DecodeLimits, io_pool: ThreadPoolExecutor | None
+    ) -> dict[int, str | LookalikeError | OSError]:
+        """:meth:`save` for a batch, concurrently (each new file is fsynced; fsyncs issued together
+        cost about one): ``id(picture)`` -> relative path or the error."""
+
+        def save(p: NewPicture) -> str | LookalikeError | OSError:
+            try:
+                return self.save(p, limits)
+            except (LookalikeError, OSError) as exc:
+                return exc
+
+        results = io_pool.map(save, pictures) if io_pool is not None and len(pictures) > 1 else map(save, pictures)
+        return {id(p): r for p, r in zip(pictures, results, strict=True)}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold while storing pictures and committing the rows that use them, and while deleting rows and
+        removing the pictures nobody uses any more (threads and, on POSIX, processes). Pictures are
+        content-addressed and shared, so without it a delete could remove a picture that an ingest had
+        found already on disk and was about to commit a product for."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    def remove_unused(self, files: Iterable[str], in_use: Callable[[str], bool]) -> None:
+        """Remove the pictures among ``files`` (relative paths) that ``in_use`` says no product uses;
+        a path leading outside :attr:`root` is never touched. Call it holding :meth:`locked`."""
+        root = self.root.resolve()
+        for rel in set(files):
+            path = self.root / rel
+            if root not in path.resolve().parents:  # a stored path leading outside: never touch it
+                continue
+            if not in_use(rel):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def image_path(self, products: CatalogBackend, product_id: str) -> Path:
+        """The stored picture of a product (always inside :attr:`root`)."""
+        rel = products.image_file_of(product_id)
+        if rel is None:
+            if products.get(product_id) is None:
+                raise ProductNotFoundError(f"no product with id {product_id!r}")
+            raise CatalogError(f"product {product_id!r} has no stored image")
+        root = self.root.resolve()
+        target = (self.root / rel).resolve()
+        if root not in target.parents or not target.is_file():
+            raise CatalogError(f"stored image for {product_id!r} is missing")
+        return target
+
+    def _temp_files(self) -> list[Path]:
+        """The picture writes' temp files under :attr:`root`: only names of :data:`_TEMP`'s pattern, in
+        the ``<sha[:2]>`` folder of their own picture, and plain files (no links)."""
+        found: list[Path] = []
+        with os.scandir(self.root) as folders:
+            for folder in folders:
+                if len(folder.name) != 2 or not folder.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(folder.path) as entries:
+                    for entry in entries:
+                        match = _TEMP.fullmatch(entry.name)
+                        if match and match["sha"][:2] == folder.name and entry.is_file(follow_symlinks=False):
+                            found.append(Path(entry.path))
+        return found
+
+    def remove_leftovers(self) -> int:
+        """Remove the temp files of picture writes that never finished (the writer was killed before
+        its rename); returns how many went. Committed pictures, and files not named as this store names
+        its temp files, are never touched. Nothing is removed while another writer holds
+        :meth:`locked` (it may be writing one of them now; the next open removes them), nor when the
+        folder cannot be written."""
+        try:
+            if not self._temp_files():
+                return 0
+        except OSError:  # no picture folder (yet), or not readable
+            return 0
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only catalogue
+            self._lock.release()
+            return 0
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            removed = 0
+            now = time.time()
+            for path in self._temp_files():  # again, under the lock: a write may have finished meanwhile
+                with contextlib.suppress(OSError):
+                    if fcntl is None and now - path.stat().st_mtime < _UNLOCKED_TEMP_AGE:
+                        continue
+                    path.unlink()
+                    removed += 1
+            return removed
+        except OSError:  # BlockingIOError: another writer holds the lock
+            return 0
+        finally:
+            os.close(fd)  # releases the flock
+            self._lock.release()

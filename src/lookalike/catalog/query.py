@@ -1,0 +1,208 @@
+"""Search: a query (picture, URL, product or vector) → its views → vectors → candidates → ranked hits.
+
+A picture (or the picture at a URL) is decoded once and searched as its views: itself and, with the
+host's ``query_flip``, its mirror image (one batch of the model). A product searches with its stored
+vector, leaving itself out. Each view's vector gives a ranked list of candidates from the backend;
+the ranking stages (:mod:`lookalike.catalog.ranking`) turn the lists into the hits. The functions
+work on any :class:`QueryHost` (the :class:`~lookalike.catalog.Catalog`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from lookalike.backends.base import CatalogBackend
+from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, rank
+from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
+from lookalike.extractors import Extractor
+from lookalike.extractors.base import with_mirror
+from lookalike.imaging import DecodeLimits, FetchSettings, fetch_image_bytes, open_image_bytes, read_image_bytes
+from lookalike.product import Filters, Hit
+
+__all__ = [
+    "MAX_K",
+    "ImageInput",
+    "QueryHost",
+    "check_k",
+    "embed_query",
+    "image_bytes",
+    "query_image",
+    "query_vectors",
+    "search",
+    "search_many",
+    "search_vectors",
+]
+
+MAX_K = 1000
+ImageInput = str | os.PathLike[str] | bytes | Image.Image
+
+
+class QueryHost(Protocol):
+    """What a search needs of a catalogue (read when used: ``query_flip`` may change between queries)."""
+
+    dim: int
+    decode_limits: DecodeLimits
+    fetch_settings: FetchSettings
+    backend: CatalogBackend
+    query_flip: bool
+
+    @property
+    def extractor(self) -> Extractor: ...
+
+    def query_vectors(self, image: ImageInput) -> np.ndarray: ...
+
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        filters: Filters | None = None,
+        exclude: Sequence[set[str]] | None = None,
+    ) -> list[list[Hit]]: ...
+
+
+def check_k(k: int) -> None:
+    """Refuse a ``k`` that is not an integer between 1 and :data:`MAX_K`."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > MAX_K:
+        raise InvalidQueryError(f"k must be between 1 and {MAX_K}")
+
+
+def _load_bytes(host: QueryHost, source: str) -> bytes:
+    if source.lower().startswith(("http://", "https://")):
+        data, _ = fetch_image_bytes(source, host.fetch_settings)
+        return data
+    return read_image_bytes(source, host.decode_limits)
+
+
+def image_bytes(host: QueryHost, image: ImageInput) -> bytes:
+    """The bytes of an image given as a path, URL, bytes or PIL image (a PIL image as PNG)."""
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, format="PNG")
+        return buf.getvalue()
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    text = os.fspath(image)
+    if text.lower().startswith(("http://", "https://")):
+        return _load_bytes(host, text)
+    return read_image_bytes(text, host.decode_limits)
+
+
+def query_image(host: QueryHost, image: ImageInput) -> Image.Image:
+    """The query picture, decoded within the host's limits (JPEG draft at the model's input size)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    size = host.extractor.preprocess_cfg.size if host.extractor.preprocess_cfg else None
+    name = "image" if isinstance(image, bytes | bytearray | memoryview) else Path(os.fspath(image)).name
+    return open_image_bytes(image_bytes(host, image), host.decode_limits, draft_size=size, name=name)
+
+
+def embed_query(host: QueryHost, image: ImageInput) -> np.ndarray:
+    """The vector of an image, as the catalogue's vectors are made."""
+    return host.extractor.embed([query_image(host, image)])[0]
+
+
+def query_vectors(host: QueryHost, image: ImageInput) -> np.ndarray:
+    """The vectors of a picture's views: (1, dim), or with ``query_flip`` (2, dim), the picture's and
+    its mirror image's (one batch of the model)."""
+    img = query_image(host, image)
+    return host.extractor.embed(with_mirror(img) if host.query_flip else [img])
+
+
+def search(
+    host: QueryHost,
+    image: ImageInput | None = None,
+    *,
+    url: str | None = None,
+    product_id: str | None = None,
+    vector: np.ndarray | None = None,
+    k: int = 10,
+    filters: Filters | None = None,
+    stages: Sequence[RankingStage] = DEFAULT_STAGES,
+) -> list[Hit]:
+    """Products most like the query (:meth:`lookalike.catalog.Catalog.search` documents it)."""
+    check_k(k)
+    given = [x is not None for x in (image, url, product_id, vector)]
+    if sum(given) != 1:
+        raise InvalidQueryError("give exactly one of image, url, product_id or vector")
+    ctx = QueryContext(k, filters)
+    exclude: set[str] = set()
+    if product_id is not None:
+        vec = host.backend.vector_of(product_id)
+        if vec is None:
+            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        exclude.add(product_id)
+    elif url is not None or image is not None:
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            raise InvalidQueryError("url must start with http:// or https://")
+        views = host.query_vectors(url if url is not None else image)  # type: ignore[arg-type]
+        return rank(ctx, host.search_vectors(views, k=k, filters=filters), stages)
+    else:
+        vec = np.asarray(vector, dtype=np.float32)
+    return rank(ctx, host.search_vectors(vec[None, :], k=k, filters=filters, exclude=[exclude]), stages)
+
+
+def search_vectors(
+    host: QueryHost,
+    vectors: np.ndarray,
+    k: int = 10,
+    filters: Filters | None = None,
+    exclude: Sequence[set[str]] | None = None,
+) -> list[list[Hit]]:
+    """Search a batch of query vectors; ``exclude[i]`` lists product ids to leave out of query i."""
+    check_k(k)
+    q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, host.dim)
+    if not np.all(np.isfinite(q)):
+        raise InvalidQueryError("query vector has NaN or infinite values")
+    extra = max((len(e) for e in exclude), default=0) if exclude else 0
+    found = host.backend.search(q, k + extra, filters)
+    out: list[list[Hit]] = []
+    for qi, row in enumerate(found):
+        skip = exclude[qi] if exclude else set()
+        hits = [Hit(p.id, score, p) for p, score in row if p.id not in skip][:k]
+        out.append(hits)
+    return out
+
+
+def search_many(
+    host: QueryHost,
+    images: Sequence[ImageInput],
+    k: int = 10,
+    filters: Filters | None = None,
+    batch_size: int = 32,
+    stages: Sequence[RankingStage] = DEFAULT_STAGES,
+) -> list[list[Hit] | LookalikeError]:
+    """Search many query images at once (batched embedding); a query that fails gives its error."""
+    check_k(k)
+    ctx = QueryContext(k, filters)
+    results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
+
+    def prep(image: ImageInput) -> list[np.ndarray] | LookalikeError:
+        try:
+            img = query_image(host, image)
+            return [host.extractor.preprocess(v) for v in (with_mirror(img) if host.query_flip else [img])]
+        except LookalikeError as exc:
+            return exc
+        except Exception as exc:
+            return InvalidQueryError(f"unexpected {type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2)) as pool:
+        for start in range(0, len(images), batch_size):
+            chunk = list(pool.map(prep, images[start : start + batch_size]))
+            good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, list)]
+            for i, a in enumerate(chunk):
+                if isinstance(a, LookalikeError):
+                    results[start + i] = a
+            if good:
+                vecs = host.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a]))
+                found = iter(host.search_vectors(vecs, k=k, filters=filters))
+                for i, views in good:
+                    results[start + i] = rank(ctx, [next(found) for _ in views], stages)
+    return results

@@ -1,0 +1,54 @@
+"""A catalogue's manifest: its format, the lookalike version that wrote it, the extractor and the index.
+
+Below the catalogue and its backends: :mod:`lookalike.catalog` and :mod:`lookalike.backends.milvus`
+both read and write manifests through these helpers, and neither has to import the other for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from lookalike import __version__
+from lookalike.errors import CatalogError, LookalikeError, ModelMismatchError
+from lookalike.extractors import Extractor, extractor_spec
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "check_extractor", "check_manifest", "new_manifest"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a new catalogue: format, versions, the extractor and the index."""
+    return {
+        "format": FORMAT_VERSION,
+        "lookalike_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extractor": ext.describe(),
+        "index": index,
+    }
+
+
+def check_manifest(manifest: dict[str, Any], where: str) -> None:
+    """Refuse a manifest written by a newer lookalike (a format this one does not know)."""
+    if manifest.get("format", 0) > FORMAT_VERSION:
+        raise CatalogError(f"{where} was written by a newer lookalike (format {manifest['format']})")
+
+
+def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None, where: str) -> Extractor | None:
+    """Refuse an extractor other than the catalogue's; return it when it is a ready object."""
+    if extractor is None:
+        return None
+    name = manifest["extractor"]["name"]
+    asked = extractor.name if isinstance(extractor, Extractor) else extractor
+    if asked != name and not isinstance(extractor, Extractor):
+        with contextlib.suppress(LookalikeError):
+            asked = extractor_spec(asked).name  # e.g. "clip:./dir" -> "clip:/abs/dir"
+    if asked != name:
+        raise ModelMismatchError(
+            f"catalogue {where} was built with extractor {name!r}, not {asked!r}; "
+            "use a new catalogue for another extractor"
+        )
+    return extractor if isinstance(extractor, Extractor) else None
