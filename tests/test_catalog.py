@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from lookalike import Catalog, Filters, Hit, Product, read_csv, read_folder
 from lookalike.catalog.prepare import normalise as _normalise
 from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, merge_views, rank
+from lookalike.colour import family_of
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -63,10 +64,11 @@ def test_every_product_finds_itself_first(built_catalog, product_rows):
         hits = built_catalog.search(PRODUCTS_DIR / row["image"], k=3)
         assert hits[0].id == row["id"]
         assert hits[0].score == pytest.approx(1.0, abs=1e-3)
-        assert hits[0].score >= hits[1].score >= hits[2].score
+        assert hits[0].order_key >= hits[1].order_key >= hits[2].order_key  # similarity + colour agreement
 
 
 def test_a_search_picture_counts_as_itself_or_its_mirror_image(built_catalog, lite0):
+    built_catalog.colour_rank = False  # the mirror merge alone (the colour stage is tested below)
     img = Image.open(PRODUCTS_DIR / "images/20842.jpg").convert("RGB")
     mirrored = ImageOps.mirror(img)
     views = built_catalog.query_vectors(mirrored)
@@ -92,6 +94,7 @@ def test_a_search_picture_counts_as_itself_or_its_mirror_image(built_catalog, li
         assert built_catalog.search_many([mirrored], k=1)[0][0].score == pytest.approx(plain.score, abs=1e-5)
     finally:
         built_catalog.query_flip = True
+        built_catalog.colour_rank = True
 
 
 def test_the_mirror_merge_keeps_each_products_best_view_and_the_top_k():
@@ -116,6 +119,7 @@ def test_ranking_stages_run_in_order_on_every_query(built_catalog):
         return [ranked[0][::-1]]
 
     picture = PRODUCTS_DIR / "images/20842.jpg"
+    built_catalog.colour_rank = False
     plain = [h.id for h in built_catalog.search(picture, k=4)]
     more = [h.id for h in built_catalog.search(product_id="20842", k=4)]
     built_catalog.ranking_stages = (*DEFAULT_STAGES, reverse)
@@ -125,8 +129,47 @@ def test_ranking_stages_run_in_order_on_every_query(built_catalog):
         assert [h.id for h in built_catalog.search(product_id="20842", k=4)] == more[::-1]
     finally:
         built_catalog.ranking_stages = DEFAULT_STAGES
+        built_catalog.colour_rank = True
     assert seen == [(4, 1)] * 3  # after the mirror merge: one list
-    assert [h.id for h in built_catalog.search(picture, k=4)] == plain
+    assert [h.id for h in built_catalog.search(picture, k=4, colour_rank=False)] == plain
+
+
+def test_colour_ranking_orders_by_similarity_plus_colour_agreement(built_catalog, product_rows):
+    picture = PRODUCTS_DIR / "images/20842.jpg"
+    result = built_catalog.search_result(picture, k=8)
+    assert result.colour_source == "detected" and result.colour == result.detected.family
+    keys = [h.order_key for h in result.hits]
+    assert keys == sorted(keys, reverse=True)
+    w = built_catalog.colour_weight
+    for h in result.hits:
+        assert h.rank_score == pytest.approx(h.score + w * h.colour_match, abs=1e-5)
+    off = built_catalog.search_result(picture, k=8, colour_rank=False)
+    assert off.colour is None and all(h.colour_match is None for h in off.hits)
+    assert [h.score for h in off.hits] == sorted((h.score for h in off.hits), reverse=True)
+
+
+def test_a_colour_preference_brings_that_colour_up_and_is_not_a_filter(built_catalog, product_rows):
+    picture = PRODUCTS_DIR / "images/20842.jpg"
+    colours = {r["id"]: r["colour"] for r in product_rows}
+    wanted = family_of(next(c for c in colours.values() if family_of(c) not in (None, "black")))
+    before = built_catalog.search(picture, k=len(product_rows), colour_rank=False)
+    after = built_catalog.search_result(picture, k=len(product_rows), colour=wanted)
+    assert after.colour == wanted and after.colour_source == "preference"
+    fam = [family_of(h.product.colour) == wanted for h in after.hits]
+    n = sum(fam)
+    assert 0 < n < len(fam)  # other colours still come, after
+    top_before = sum(family_of(h.product.colour) == wanted for h in before[:n])
+    assert sum(fam[:n]) > top_before
+    with pytest.raises(InvalidQueryError, match="unknown colour"):
+        built_catalog.search(picture, colour="sparkly")
+
+
+def test_more_like_this_ranks_by_the_products_own_colour(built_catalog, product_rows):
+    pid = product_rows[0]["id"]
+    result = built_catalog.search_result(product_id=pid, k=5)
+    assert result.colour_source == "product"
+    assert result.colour == family_of(product_rows[0]["colour"])
+    assert pid not in [h.id for h in result.hits]
 
 
 def test_metadata_comes_back_with_hits(built_catalog):

@@ -275,8 +275,9 @@ def test_upload_search_ranks_the_same_product_first(client: TestClient, tiny_row
     assert first["product"]["title"] == row["title"] and first["product"]["price"] == float(row["price"])
     assert first["product"]["image_url"] == f"/api/products/{row['id']}/image"
     assert "image" not in first["product"]  # the server-side source path is never shown
-    scores = [h["score"] for h in body["hits"]]
-    assert scores == sorted(scores, reverse=True)
+    keys = [h["rank_score"] for h in body["hits"]]  # similarity + weighted colour match
+    assert keys == sorted(keys, reverse=True)
+    assert body["colour"]["source"] == "detected" and body["colour"]["detected"] == body["colour"]["ranked_by"]
 
 
 def test_an_upload_is_also_searched_as_its_mirror_image_unless_turned_off(

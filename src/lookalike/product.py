@@ -11,7 +11,20 @@ from typing import Any
 
 from lookalike.errors import InvalidProductError
 
-__all__ = ["FILTER_FIELDS", "Filters", "Hit", "Product", "validate_price", "validate_product_id"]
+__all__ = [
+    "FILTER_FIELDS",
+    "PREDICTED_COLOUR",
+    "Filters",
+    "Hit",
+    "Product",
+    "validate_price",
+    "validate_product_id",
+]
+
+#: Key of :attr:`Product.extra` where the ingest keeps the colour family it predicted from the picture,
+#: for a product whose own colour field names no known colour. Not part of the metadata hash: it comes
+#: from the picture, not from the catalogue's row.
+PREDICTED_COLOUR = "predicted_colour"
 
 
 def validate_product_id(value: Any) -> str:
@@ -81,6 +94,8 @@ class Product:
         """A fingerprint of everything but the picture (to skip unchanged rows on re-ingest)."""
         d = self.to_dict()
         d.pop("image", None)
+        if PREDICTED_COLOUR in (d.get("extra") or {}):
+            d["extra"] = {k: v for k, v in d["extra"].items() if k != PREDICTED_COLOUR}
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -113,11 +128,26 @@ class Filters:
 
 @dataclass
 class Hit:
-    """One search result."""
+    """One search result. ``score``: the similarity to the query; ``colour_match``: how well the product's
+    colour fits the query's colour (0..1, None when no colour stage ran); hits are ordered by
+    ``rank_score`` (the similarity plus the weighted colour match; the similarity when no stage re-ranked)."""
 
     id: str
     score: float
     product: Product
+    colour_match: float | None = None
+    rank_score: float | None = None
+
+    @property
+    def order_key(self) -> float:
+        """What the hits are sorted by, best first."""
+        return self.score if self.rank_score is None else self.rank_score
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, **{k: v for k, v in self.product.to_dict().items() if k != "id"}}
+        extra = {} if self.colour_match is None else {"colour_match": self.colour_match, "rank_score": self.rank_score}
+        return {
+            "id": self.id,
+            "score": self.score,
+            **extra,
+            **{k: v for k, v in self.product.to_dict().items() if k != "id"},
+        }

@@ -23,11 +23,13 @@ from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
 from lookalike.catalog import query
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
-from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product
+from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
 from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
-from lookalike.catalog.query import ImageInput
-from lookalike.catalog.ranking import DEFAULT_STAGES, RankingStage
+from lookalike.catalog.query import ImageInput, SearchResult
+from lookalike.catalog.ranking import COLOUR_CANDIDATES, DEFAULT_STAGES, RankingStage
+from lookalike.colour.detect import ColourDetector, default_colour_detector
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT
 from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
 from lookalike.extractors import Extractor, create_extractor
 from lookalike.imaging import DecodeLimits, FetchSettings
@@ -52,16 +54,23 @@ class Catalog:
         images_dir: Path | None = None,
         index_policy: IndexPolicy | None = None,
         query_flip: bool = True,
+        colour_rank: bool = True,
     ) -> None:
         """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
         collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
         index follows ``index_policy`` (default: the one in the manifest). ``query_flip``: a search
         picture is embedded with its mirror image and each product scores the better of the two
         similarities (:func:`~lookalike.extractors.base.with_mirror`); catalogue vectors are never flipped.
+        ``colour_rank``: the top :attr:`colour_candidates` are re-ranked by similarity plus
+        :attr:`colour_weight` × agreement with the query's colour (detected in a picture, or a product's own).
         :attr:`ranking_stages` turn each query's candidate lists into its hits, in order
         (:mod:`lookalike.catalog.ranking`)."""
         self.path = path
         self.query_flip = query_flip
+        self.colour_rank = colour_rank
+        self.colour_weight = DEFAULT_COLOUR_WEIGHT
+        self.colour_candidates = COLOUR_CANDIDATES
+        self._colour_detector: ColourDetector | None = None
         self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
@@ -212,7 +221,7 @@ class Catalog:
         if image is None:
             if self.store.get(product.id) is None:
                 raise ProductNotFoundError(f"no product with id {product.id!r}; a new product needs an image")
-            self.backend.upsert([UpsertItem(product, None)])
+            self.backend.upsert([UpsertItem(keep_predicted_colour(self.backend, product), None)])
             return "updated"
         return add_product(self, product, self._image_bytes(image))
 
@@ -236,6 +245,13 @@ class Catalog:
         picture's and its mirror image's vectors (one batch of the model)."""
         return query.query_vectors(self, image)
 
+    @property
+    def colour_detector(self) -> ColourDetector:
+        """The detector of a query picture's colour (the shipped segmenter and colour head, loaded once)."""
+        if self._colour_detector is None:
+            self._colour_detector = default_colour_detector()
+        return self._colour_detector
+
     def search(
         self,
         image: ImageInput | None = None,
@@ -245,9 +261,40 @@ class Catalog:
         vector: np.ndarray | None = None,
         k: int = 10,
         filters: Filters | None = None,
+        colour: str | None = None,
+        colour_rank: bool | None = None,
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
-        ``product_id`` ("more like this": the product itself is left out) or a ``vector``."""
+        ``product_id`` ("more like this": the product itself is left out) or a ``vector``.
+
+        Ranked by similarity and, unless ``colour_rank`` (default: :attr:`colour_rank`) is off, by agreement
+        with the query's colour; ``colour`` is a colour preference ("this, but in red": a colour name or
+        family), which ranks by that colour instead (not a filter: other colours still come after).
+        :meth:`search_result` also tells which colour was used."""
+        return self.search_result(
+            image,
+            url=url,
+            product_id=product_id,
+            vector=vector,
+            k=k,
+            filters=filters,
+            colour=colour,
+            colour_rank=colour_rank,
+        ).hits
+
+    def search_result(
+        self,
+        image: ImageInput | None = None,
+        *,
+        url: str | None = None,
+        product_id: str | None = None,
+        vector: np.ndarray | None = None,
+        k: int = 10,
+        filters: Filters | None = None,
+        colour: str | None = None,
+        colour_rank: bool | None = None,
+    ) -> SearchResult:
+        """:meth:`search` with the colour it ranked by and the query picture's detected colour."""
         return query.search(
             self,
             image,
@@ -257,6 +304,8 @@ class Catalog:
             k=k,
             filters=filters,
             stages=self.ranking_stages,
+            colour=colour,
+            colour_rank=colour_rank,
         )
 
     def search_vectors(
@@ -270,10 +319,33 @@ class Catalog:
         return query.search_vectors(self, vectors, k, filters, exclude)
 
     def search_many(
-        self, images: Sequence[ImageInput], k: int = 10, filters: Filters | None = None, batch_size: int = 32
+        self,
+        images: Sequence[ImageInput],
+        k: int = 10,
+        filters: Filters | None = None,
+        batch_size: int = 32,
+        colour: str | None = None,
+        colour_rank: bool | None = None,
     ) -> list[list[Hit] | LookalikeError]:
         """Search many query images at once (batched embedding); a query that fails gives its error."""
-        return query.search_many(self, images, k, filters, batch_size, stages=self.ranking_stages)
+        return [
+            r if isinstance(r, LookalikeError) else r.hits
+            for r in self.search_many_results(images, k, filters, batch_size, colour, colour_rank)
+        ]
+
+    def search_many_results(
+        self,
+        images: Sequence[ImageInput],
+        k: int = 10,
+        filters: Filters | None = None,
+        batch_size: int = 32,
+        colour: str | None = None,
+        colour_rank: bool | None = None,
+    ) -> list[SearchResult | LookalikeError]:
+        """:meth:`search_many` with each query's colour (as :meth:`search_result`)."""
+        return query.search_many(
+            self, images, k, filters, batch_size, stages=self.ranking_stages, colour=colour, colour_rank=colour_rank
+        )
 
     # --- browsing ------------------------------------------------------------------------------
     def get(self, product_id: str) -> Product:

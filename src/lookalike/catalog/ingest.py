@@ -18,18 +18,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.catalog.pictures import PictureStore
-from lookalike.catalog.prepare import Prepared, Preparer, fast_cfg, model_input, worker_init
+from lookalike.catalog.prepare import Prepared, Preparer, fast_cfg, model_input, picture_colour, worker_init
+from lookalike.colour.families import family_index
 from lookalike.errors import LookalikeError
 from lookalike.extractors import Extractor
 from lookalike.imaging import DecodeLimits, FetchSettings, image_format, open_image_bytes
-from lookalike.product import Product
+from lookalike.product import PREDICTED_COLOUR, Product
 from lookalike.sources import IngestRecord
 
 __all__ = ["IngestHost", "IngestProgress", "IngestReport", "add_product", "ingest"]
@@ -255,7 +256,7 @@ def _commit(
                 counts["unchanged"] += 1
                 continue
             if p.action == "meta":
-                items.append(UpsertItem(p.record.product, None))
+                items.append(UpsertItem(keep_predicted_colour(host.backend, p.record.product), None))
                 counts["updated"] += 1
                 continue
             vec = next(vec_iter)
@@ -263,7 +264,8 @@ def _commit(
             if isinstance(rel, Exception):
                 errors.append((pid, p.record.source, f"cannot store image: {rel}"))
                 continue
-            items.append(UpsertItem(p.record.product, vec, image_sha=p.sha, image_file=rel))
+            product = with_predicted_colour(p.record.product, p.colour)
+            items.append(UpsertItem(product, vec, image_sha=p.sha, image_file=rel))
             counts["updated" if pid in existing else "added"] += 1
         host.backend.upsert(items, errors)
     report.added += counts["added"]
@@ -274,6 +276,22 @@ def _commit(
     return [it.product.id for it in items]
 
 
+def with_predicted_colour(product: Product, family: str | None) -> Product:
+    """``product`` with its picture's predicted colour family kept in ``extra`` (unchanged for None)."""
+    if family is None:
+        return product
+    return replace(product, extra={**(product.extra or {}), PREDICTED_COLOUR: family})
+
+
+def keep_predicted_colour(backend: CatalogBackend, product: Product) -> Product:
+    """For a metadata-only update: the stored product's predicted colour carried over (the picture is the
+    same), unless the product now has a known colour of its own."""
+    if family_index(product.colour) >= 0 or PREDICTED_COLOUR in (product.extra or {}):
+        return product
+    old = backend.get(product.id)
+    return with_predicted_colour(product, None if old is None else (old.extra or {}).get(PREDICTED_COLOUR))
+
+
 def add_product(host: IngestHost, product: Product, data: bytes) -> str:
     """Add or update one product with the picture ``data``: ``"added"`` or ``"updated"``."""
     sha = hashlib.sha256(data).hexdigest()
@@ -281,6 +299,8 @@ def add_product(host: IngestHost, product: Product, data: bytes) -> str:
     fmt, _ = image_format(data)
     prep = Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
     vec = host.extractor.embed([img])[0]
+    if family_index(product.colour) < 0:
+        product = with_predicted_colour(product, picture_colour(img))
     with host.pictures.locked():
         rel = host.pictures.save(prep, host.decode_limits)
         existed = host.backend.get(product.id) is not None

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lookalike.colour.detect import default_colour_detector
+from lookalike.colour.families import family_index
 from lookalike.errors import CatalogError, LookalikeError
 from lookalike.extractors import Extractor, PreprocessCfg
 from lookalike.imaging import (
@@ -32,7 +34,13 @@ from lookalike.imaging import (
 )
 from lookalike.sources import IngestRecord
 
-__all__ = ["Prepared", "Preparer", "fast_cfg", "model_input", "normalise", "worker_init"]
+__all__ = ["Prepared", "Preparer", "fast_cfg", "model_input", "normalise", "picture_colour", "worker_init"]
+
+
+def picture_colour(image: Image.Image) -> str:
+    """The colour family of the garment in a catalogue picture (the query's colour detector, so a picture
+    and its own product agree)."""
+    return default_colour_detector().detect(image).family
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Prepared:
     fmt: str | None = None
     error: str | None = None
     image: Image.Image | None = None
+    colour: str | None = None  # the picture's colour family, for a product without a known colour of its own
 
 
 def worker_init(parent: int) -> None:
@@ -112,6 +121,7 @@ class Preparer:
     draft: int | None
     fast: PreprocessCfg | None
     extractor: Extractor | None
+    colour: bool = True  # predict the picture's colour family for products without a known colour
 
     def __call__(self, items: list[tuple[IngestRecord, Any]], refresh: bool) -> list[Prepared]:
         return [self.prepare(record, state, refresh) for record, state in items]
@@ -143,7 +153,8 @@ class Preparer:
                 arr = self.extractor.preprocess(img)
             else:  # pragma: no cover - the ingest never builds this
                 raise CatalogError("no preprocessing available in this worker")
-            return Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None)
+            colour = picture_colour(img) if self.colour and family_index(record.product.colour) < 0 else None
+            return Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None, colour=colour)
         except LookalikeError as exc:
             return Prepared(record, "fail", error=str(exc))
         except Exception as exc:  # a bug in a decoder must not stop the whole ingest

@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,17 +21,21 @@ import numpy as np
 from PIL import Image
 
 from lookalike.backends.base import CatalogBackend
-from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, rank
+from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, product_family, rank
+from lookalike.colour.detect import ColourDetector, ColourEstimate
+from lookalike.colour.families import FAMILIES
+from lookalike.colour.ranking import PREFERENCE_WEIGHT, preference_distribution
 from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
 from lookalike.extractors import Extractor
 from lookalike.extractors.base import with_mirror
 from lookalike.imaging import DecodeLimits, FetchSettings, fetch_image_bytes, open_image_bytes, read_image_bytes
-from lookalike.product import Filters, Hit
+from lookalike.product import Filters, Hit, Product
 
 __all__ = [
     "MAX_K",
     "ImageInput",
     "QueryHost",
+    "SearchResult",
     "check_k",
     "embed_query",
     "image_bytes",
@@ -53,9 +58,15 @@ class QueryHost(Protocol):
     fetch_settings: FetchSettings
     backend: CatalogBackend
     query_flip: bool
+    colour_rank: bool
+    colour_weight: float
+    colour_candidates: int
 
     @property
     def extractor(self) -> Extractor: ...
+
+    @property
+    def colour_detector(self) -> ColourDetector: ...
 
     def query_vectors(self, image: ImageInput) -> np.ndarray: ...
 
@@ -112,8 +123,57 @@ def embed_query(host: QueryHost, image: ImageInput) -> np.ndarray:
 def query_vectors(host: QueryHost, image: ImageInput) -> np.ndarray:
     """The vectors of a picture's views: (1, dim), or with ``query_flip`` (2, dim), the picture's and
     its mirror image's (one batch of the model)."""
-    img = query_image(host, image)
+    return _views(host, query_image(host, image))
+
+
+def _views(host: QueryHost, img: Image.Image) -> np.ndarray:
     return host.extractor.embed(with_mirror(img) if host.query_flip else [img])
+
+
+@dataclass
+class SearchResult:
+    """The hits of a search and the colour it ranked by: ``colour`` (a family of
+    :data:`lookalike.colour.FAMILIES`, or None when no colour stage ran), where it came from
+    (``colour_source``: "detected" from the picture, "preference" as asked, "product" from the product's
+    colour), and ``detected``: the query picture's colour as seen (also when a preference overrides it)."""
+
+    hits: list[Hit]
+    colour: str | None = None
+    colour_source: str | None = None
+    detected: ColourEstimate | None = None
+
+
+def _colour_plan(
+    host: QueryHost,
+    img: Image.Image | None,
+    product: Product | None,
+    colour: str | None,
+    colour_rank: bool | None,
+) -> tuple[np.ndarray | None, float, SearchResult]:
+    """(the distribution the colour stage ranks by or None, its weight, a result holding what was used)."""
+    on = host.colour_rank if colour_rank is None else colour_rank
+    detected = host.colour_detector.detect(img) if img is not None and (on or colour is not None) else None
+    if colour is not None:
+        try:
+            dist = preference_distribution(colour)
+        except ValueError as exc:
+            raise InvalidQueryError(str(exc)) from None
+        return dist, PREFERENCE_WEIGHT, SearchResult([], FAMILIES[int(dist.argmax())], "preference", detected)
+    if not on:
+        return None, 0.0, SearchResult([], None, None, detected)
+    if detected is not None:
+        return detected.probabilities, host.colour_weight, SearchResult([], detected.family, "detected", detected)
+    fam = product_family(product) if product is not None else -1
+    if fam >= 0:
+        dist = np.zeros(len(FAMILIES), dtype=np.float32)
+        dist[fam] = 1.0
+        return dist, host.colour_weight, SearchResult([], FAMILIES[fam], "product", None)
+    return None, 0.0, SearchResult([], None, None, None)
+
+
+def _context(host: QueryHost, k: int, filters: Filters | None, dist: np.ndarray | None, weight: float) -> QueryContext:
+    candidates = host.colour_candidates if dist is not None else 0
+    return QueryContext(k, filters, min(MAX_K, max(k, candidates)), dist, weight)
 
 
 def search(
@@ -126,27 +186,38 @@ def search(
     k: int = 10,
     filters: Filters | None = None,
     stages: Sequence[RankingStage] = DEFAULT_STAGES,
-) -> list[Hit]:
-    """Products most like the query (:meth:`lookalike.catalog.Catalog.search` documents it)."""
+    colour: str | None = None,
+    colour_rank: bool | None = None,
+) -> SearchResult:
+    """Products most like the query (:meth:`lookalike.catalog.Catalog.search` documents it), with the colour
+    it was ranked by."""
     check_k(k)
     given = [x is not None for x in (image, url, product_id, vector)]
     if sum(given) != 1:
         raise InvalidQueryError("give exactly one of image, url, product_id or vector")
-    ctx = QueryContext(k, filters)
     exclude: set[str] = set()
+    product = None
     if product_id is not None:
         vec = host.backend.vector_of(product_id)
         if vec is None:
             raise ProductNotFoundError(f"no product with id {product_id!r}")
         exclude.add(product_id)
+        product = host.backend.get(product_id)
     elif url is not None or image is not None:
         if url is not None and not url.lower().startswith(("http://", "https://")):
             raise InvalidQueryError("url must start with http:// or https://")
-        views = host.query_vectors(url if url is not None else image)  # type: ignore[arg-type]
-        return rank(ctx, host.search_vectors(views, k=k, filters=filters), stages)
+        img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
+        dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
+        ctx = _context(host, k, filters, dist, weight)
+        result.hits = rank(ctx, host.search_vectors(_views(host, img), k=ctx.depth, filters=filters), stages)
+        return result
     else:
         vec = np.asarray(vector, dtype=np.float32)
-    return rank(ctx, host.search_vectors(vec[None, :], k=k, filters=filters, exclude=[exclude]), stages)
+    dist, weight, result = _colour_plan(host, None, product, colour, colour_rank)
+    ctx = _context(host, k, filters, dist, weight)
+    found = host.search_vectors(vec[None, :], k=ctx.depth, filters=filters, exclude=[exclude])
+    result.hits = rank(ctx, found, stages)
+    return result
 
 
 def search_vectors(
@@ -178,16 +249,19 @@ def search_many(
     filters: Filters | None = None,
     batch_size: int = 32,
     stages: Sequence[RankingStage] = DEFAULT_STAGES,
-) -> list[list[Hit] | LookalikeError]:
+    colour: str | None = None,
+    colour_rank: bool | None = None,
+) -> list[SearchResult | LookalikeError]:
     """Search many query images at once (batched embedding); a query that fails gives its error."""
     check_k(k)
-    ctx = QueryContext(k, filters)
-    results: list[list[Hit] | LookalikeError] = [InvalidQueryError("not run")] * len(images)
+    results: list[SearchResult | LookalikeError] = [InvalidQueryError("not run")] * len(images)
 
-    def prep(image: ImageInput) -> list[np.ndarray] | LookalikeError:
+    def prep(image: ImageInput) -> tuple[list[np.ndarray], QueryContext, SearchResult] | LookalikeError:
         try:
             img = query_image(host, image)
-            return [host.extractor.preprocess(v) for v in (with_mirror(img) if host.query_flip else [img])]
+            dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
+            arrays = [host.extractor.preprocess(v) for v in (with_mirror(img) if host.query_flip else [img])]
+            return arrays, _context(host, k, filters, dist, weight), result
         except LookalikeError as exc:
             return exc
         except Exception as exc:
@@ -196,13 +270,15 @@ def search_many(
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2)) as pool:
         for start in range(0, len(images), batch_size):
             chunk = list(pool.map(prep, images[start : start + batch_size]))
-            good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, list)]
+            good = [(i, a) for i, a in enumerate(chunk) if isinstance(a, tuple)]
             for i, a in enumerate(chunk):
                 if isinstance(a, LookalikeError):
                     results[start + i] = a
             if good:
-                vecs = host.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a]))
-                found = iter(host.search_vectors(vecs, k=k, filters=filters))
-                for i, views in good:
-                    results[start + i] = rank(ctx, [next(found) for _ in views], stages)
+                vecs = host.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a[0]]))
+                depth = max(ctx.depth for _, (_, ctx, _) in good)
+                found = iter(host.search_vectors(vecs, k=depth, filters=filters))
+                for i, (views, ctx, result) in good:
+                    result.hits = rank(ctx, [next(found)[: ctx.depth] for _ in views], stages)
+                    results[start + i] = result
     return results

@@ -6,29 +6,59 @@ or vector query), and each view gives a ranked list of candidates, best first. A
 returns as many as it got, a stage that fuses (the mirror merge; text with pictures, later) returns
 one. :func:`rank` runs the stages in order and takes the top ``k`` of the one list left.
 
-Today there is one stage, :func:`merge_mirror_views`. A new stage is a function (or an object with
-``__call__``) of this shape added to the ``stages`` a query runs with; what it needs to know about
-the query goes into :class:`QueryContext`.
+The stages, in order: :func:`merge_mirror_views` (the views fused, each product at its best view), then
+:func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour).
+Candidate lists hold ``ctx.candidates`` hits (more than ``k`` when a later stage re-ranks), and :func:`rank`
+cuts to ``k`` at the end. A new stage is a function (or an object with ``__call__``) of this shape added to
+the ``stages`` a query runs with; what it needs to know about the query goes into :class:`QueryContext`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from lookalike.errors import CatalogError
-from lookalike.product import Filters, Hit
+import numpy as np
 
-__all__ = ["DEFAULT_STAGES", "QueryContext", "RankingStage", "merge_mirror_views", "merge_views", "rank"]
+from lookalike.colour.families import family_index
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, agreement, rerank_order
+from lookalike.errors import CatalogError
+from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
+
+__all__ = [
+    "COLOUR_CANDIDATES",
+    "DEFAULT_STAGES",
+    "PREDICTED_COLOUR",
+    "QueryContext",
+    "RankingStage",
+    "colour_stage",
+    "merge_mirror_views",
+    "merge_views",
+    "product_family",
+    "rank",
+]
+
+#: How many candidates the colour stage re-ranks (measured: docs/quality.md, "Colour-aware ranking").
+COLOUR_CANDIDATES = 200
 
 
 @dataclass(frozen=True)
 class QueryContext:
-    """What the stages know about the query: how many hits it wants and the filters it was run with."""
+    """What the stages know about the query: how many hits it wants, the filters it was run with, how many
+    candidates each list holds, and the colour it looks for (a distribution over
+    :data:`lookalike.colour.FAMILIES`, or None) with the weight of colour agreement."""
 
     k: int
     filters: Filters | None = None
+    candidates: int = 0
+    colour: np.ndarray | None = None
+    colour_weight: float = DEFAULT_COLOUR_WEIGHT
+
+    @property
+    def depth(self) -> int:
+        """How many hits a candidate list keeps: ``candidates`` when a stage re-ranks, else ``k``."""
+        return max(self.k, self.candidates)
 
 
 class RankingStage(Protocol):
@@ -53,10 +83,43 @@ def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
 
 def merge_mirror_views(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     """The stage of :func:`merge_views`: the views' lists fused into one, each product at its best view."""
-    return [merge_views(ranked, ctx.k)]
+    return [merge_views(ranked, ctx.depth)]
 
 
-DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views,)
+def product_family(product: Product) -> int:
+    """A product's colour family (index into :data:`lookalike.colour.FAMILIES`, -1 unknown): from its own
+    colour field, else the family the ingest predicted from its picture."""
+    own = family_index(product.colour)
+    if own >= 0:
+        return own
+    return family_index((product.extra or {}).get(PREDICTED_COLOUR))
+
+
+def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list re-ranked by ``score + colour_weight × agreement`` with the query's colour
+    (:mod:`lookalike.colour.ranking`); unchanged when the query has no colour. Hits keep their similarity
+    as ``score`` and carry ``colour_match`` (the agreement) and ``rank_score`` (what they are ordered by)."""
+    if ctx.colour is None or ctx.colour_weight == 0:
+        return ranked
+    out = []
+    for hits in ranked:
+        if not hits:
+            out.append(hits)
+            continue
+        fams = np.fromiter((product_family(h.product) for h in hits), dtype=np.int64, count=len(hits))
+        scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
+        agree = agreement(ctx.colour, fams)
+        order, keys = rerank_order(scores, agree, ctx.colour_weight)
+        out.append(
+            [
+                replace(hits[i], colour_match=float(agree[i]), rank_score=float(key))
+                for i, key in zip(order, keys, strict=True)
+            ]
+        )
+    return out
+
+
+DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage)
 
 
 def rank(ctx: QueryContext, ranked: list[list[Hit]], stages: Sequence[RankingStage] = DEFAULT_STAGES) -> list[Hit]:

@@ -140,13 +140,24 @@ def search(
     subcategory: Annotated[str | None, typer.Option(help="Filter: subcategory.")] = None,
     article_type: Annotated[str | None, typer.Option("--article-type", help="Filter: article type.")] = None,
     gender: Annotated[str | None, typer.Option(help="Filter: gender.")] = None,
-    colour: Annotated[str | None, typer.Option("--colour", "--color", help="Filter: colour.")] = None,
+    colour_is: Annotated[
+        str | None, typer.Option("--colour-is", "--color-is", help="Filter: exactly this colour field value.")
+    ] = None,
     brand: Annotated[str | None, typer.Option(help="Filter: brand.")] = None,
     min_price: Annotated[float | None, typer.Option(help="Filter: lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Filter: highest price.")] = None,
     allow_private_urls: AllowPrivateOpt = False,
     query_flip: Annotated[
         bool, typer.Option(help="Also search the picture's mirror image (each product scores its better view).")
+    ] = True,
+    colour: Annotated[
+        str | None,
+        typer.Option(
+            "--colour", "--color", help="Colour preference: rank this colour first ('this, but in red'); not a filter."
+        ),
+    ] = None,
+    colour_rank: Annotated[
+        bool, typer.Option(help="Re-rank by agreement with the query's colour (detected, or the product's own).")
     ] = True,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
@@ -158,35 +169,44 @@ def search(
 
     if sum(x is not None for x in (query, product, batch)) != 1:
         raise InvalidQueryError("give exactly one of QUERY, --product ID or --batch FILE")
-    filters = _filters(category, subcategory, article_type, gender, colour, brand, min_price, max_price)
+    filters = _filters(category, subcategory, article_type, gender, colour_is, brand, min_price, max_price)
     settings = FetchSettings(allow_private=allow_private_urls)
-    cat = open_catalog(catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip)
+    cat = open_catalog(
+        catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip, colour_rank=colour_rank
+    )
     with cat:
         if batch is not None:
-            _search_batch(cat, batch, k, filters, as_json)
+            _search_batch(cat, batch, k, filters, as_json, colour)
             return
         if product is not None:
-            hits = cat.search(product_id=product, k=k, filters=filters)
+            result = cat.search_result(product_id=product, k=k, filters=filters, colour=colour)
             label = f"product {product}"
         elif query is not None and query.lower().startswith(("http://", "https://")):
-            hits = cat.search(url=query, k=k, filters=filters)
+            result = cat.search_result(url=query, k=k, filters=filters, colour=colour)
             label = query
         else:
-            hits = cat.search(Path(str(query)), k=k, filters=filters)
+            result = cat.search_result(Path(str(query)), k=k, filters=filters, colour=colour)
             label = str(query)
         if as_json:
-            print(json.dumps({"query": label, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in hits]}))
+            print(json.dumps({"query": label, **_json_result(result)}))
             return
-        _print_hits(label, hits)
+        _print_hits(label, result.hits, result)
 
 
-def _search_batch(cat, batch: Path, k: int, filters, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _json_result(result) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    colour = {"ranked_by": result.colour, "source": result.colour_source}
+    if result.detected is not None:
+        colour["detected"] = result.detected.family
+    return {"colour": colour, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in result.hits]}
+
+
+def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str | None) -> None:  # type: ignore[no-untyped-def]
     try:
         lines = [ln.strip() for ln in batch.read_text().splitlines()]
     except OSError as exc:
         raise SourceError(f"cannot read {batch}: {exc.strerror or exc}") from exc
     queries = [ln for ln in lines if ln and not ln.startswith("#")]
-    results = cat.search_many(queries, k=k, filters=filters)
+    results = cat.search_many_results(queries, k=k, filters=filters, colour=colour)
     failures = 0
     for q, res in zip(queries, results, strict=True):
         if isinstance(res, LookalikeError):
@@ -197,15 +217,20 @@ def _search_batch(cat, batch: Path, k: int, filters, as_json: bool) -> None:  # 
                 err.print(f"[red]error[/] {escape(q)}: {escape(str(res))}", highlight=False)
             continue
         if as_json:
-            print(json.dumps({"query": q, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in res]}))
+            print(json.dumps({"query": q, **_json_result(res)}))
         else:
-            _print_hits(q, res)
+            _print_hits(q, res.hits, res)
     if failures and not as_json:
         err.print(f"{failures} of {len(queries)} queries failed")
 
 
-def _print_hits(label: str, hits) -> None:  # type: ignore[no-untyped-def]
-    table = Table(title=f"Most like {label}", title_justify="left")
+def _print_hits(label: str, hits, result=None) -> None:  # type: ignore[no-untyped-def]
+    title = f"Most like {label}"
+    if result is not None and result.detected is not None:
+        title += f" · colour seen: {result.detected.family}"
+    if result is not None and result.colour_source == "preference":
+        title += f" · ranked for: {result.colour}"
+    table = Table(title=title, title_justify="left")
     for col, just in (("#", "right"), ("score", "right"), ("id", "left"), ("title", "left"),
                       ("type", "left"), ("colour", "left"), ("gender", "left"), ("price", "right")):  # fmt: skip
         table.add_column(col, justify=just)  # type: ignore[arg-type]

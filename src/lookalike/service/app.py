@@ -53,6 +53,7 @@ def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Cat
             read_timeout=min(10.0, settings.url_timeout),
         ),
         query_flip=settings.query_flip,
+        colour_rank=settings.colour_rank,
     )
     try:
         from PIL import Image

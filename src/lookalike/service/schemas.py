@@ -143,6 +143,17 @@ class SearchRequest(BaseModel):
     product_id: str | None = Field(default=None, min_length=1, max_length=_MAX_ID)
     k: int | None = Field(default=None, ge=1, description="How many results (default and maximum: settings).")
     filters: FiltersIn = Field(default_factory=FiltersIn)
+    colour: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_MAX_TEXT,
+        description="Colour preference ('this, but in red'): a colour name or family ranked first. Not a filter "
+        "(other colours still follow); the exact filter is filters.colour.",
+        examples=["red"],
+    )
+    colour_rank: bool | None = Field(
+        default=None, description="Re-rank by the query's colour (default: the service's setting, on)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -161,6 +172,14 @@ class SearchRequest(BaseModel):
 class _Upload(BaseModel):
     image: bytes = Field(description="The photo: JPEG, PNG, WebP, GIF, BMP, TIFF (HEIC/AVIF when supported).")
     k: int | None = Field(default=None, ge=1)
+    prefer_colour: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_MAX_TEXT,
+        description="Colour preference ('this, but in red'), ranked first; not a filter (the flat 'colour' field "
+        "is the exact filter).",
+    )
+    colour_rank: bool | None = Field(default=None, description="Re-rank by the photo's colour (default: on).")
 
 
 class SearchUpload(_FilterFields, _Upload):
@@ -168,13 +187,13 @@ class SearchUpload(_FilterFields, _Upload):
 
     # fields in the order image, k, then the filters: pydantic collects the bases' fields right to left
 
-    @field_validator("k", "min_price", "max_price", mode="before")
+    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     def filters_in(self) -> FiltersIn:
-        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k"}))
+        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank"}))
 
 
 class ProductOut(BaseModel):
@@ -209,11 +228,40 @@ class HitOut(BaseModel):
         description="Cosine similarity, higher is closer (1 = identical picture). A picture query scores each "
         "product by the better of the picture and its mirror image."
     )
+    colour_match: float | None = Field(
+        default=None,
+        description="How well the product's colour fits the colour the search ranked by (0..1); absent when no "
+        "colour ranking ran. Hits are ordered by rank_score = score + weight x colour_match.",
+    )
+    rank_score: float | None = Field(default=None, description="What the hits are ordered by (with colour_match).")
     product: ProductOut
 
     @classmethod
     def from_hit(cls, rank: int, hit: Hit) -> HitOut:
-        return cls(rank=rank, id=hit.id, score=round(hit.score, 6), product=ProductOut.from_product(hit.product))
+        return cls(
+            rank=rank,
+            id=hit.id,
+            score=round(hit.score, 6),
+            colour_match=None if hit.colour_match is None else round(hit.colour_match, 6),
+            rank_score=None if hit.rank_score is None else round(hit.rank_score, 6),
+            product=ProductOut.from_product(hit.product),
+        )
+
+
+class QueryColour(BaseModel):
+    """The colour a search ranked by, and the colour seen in the query picture."""
+
+    ranked_by: str | None = Field(
+        default=None, description="The colour family the results were re-ranked by; null: no colour ranking."
+    )
+    source: Literal["detected", "preference", "product"] | None = Field(
+        default=None, description="Where ranked_by came from: seen in the picture, asked for, or the product's own."
+    )
+    detected: str | None = Field(default=None, description="The garment's colour family seen in the query picture.")
+    detected_top: list[tuple[str, float]] = Field(
+        default_factory=list, description="The likeliest families seen in the picture, with probabilities."
+    )
+    families: list[str] = Field(description="Every colour family a preference may name (colour names work too).")
 
 
 class QueryInfo(BaseModel):
@@ -230,6 +278,7 @@ class SearchResponse(BaseModel):
     k: int
     count: int
     took_ms: float
+    colour: QueryColour
     hits: list[HitOut]
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.datastructures import FormData, UploadFile
 
+from lookalike.catalog.query import SearchResult
+from lookalike.colour import FAMILIES
 from lookalike.errors import InvalidQueryError
-from lookalike.product import Hit
-from lookalike.service.schemas import ErrorOut, HitOut, QueryInfo, SearchResponse
+from lookalike.service.schemas import ErrorOut, HitOut, QueryColour, QueryInfo, SearchResponse
 
 __all__ = [
     "DESCRIPTIONS",
@@ -92,11 +93,20 @@ async def read_image_form(request: Request, name: str = "image") -> tuple[bytes 
     return data, filename, fields
 
 
-def search_response(query: QueryInfo, k: int, hits: list[Hit], seconds: float) -> SearchResponse:
+def search_response(query: QueryInfo, k: int, result: SearchResult, seconds: float) -> SearchResponse:
+    detected = result.detected
+    colour = QueryColour(
+        ranked_by=result.colour,
+        source=result.colour_source,  # type: ignore[arg-type]
+        detected=None if detected is None else detected.family,
+        detected_top=[] if detected is None else [(f, round(p, 4)) for f, p in detected.top(3)],
+        families=list(FAMILIES),
+    )
     return SearchResponse(
         query=query,
         k=k,
-        count=len(hits),
+        count=len(result.hits),
         took_ms=round(seconds * 1000.0, 2),
-        hits=[HitOut.from_hit(rank, hit) for rank, hit in enumerate(hits, start=1)],
+        colour=colour,
+        hits=[HitOut.from_hit(rank, hit) for rank, hit in enumerate(result.hits, start=1)],
     )

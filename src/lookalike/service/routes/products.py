@@ -91,8 +91,8 @@ def similar(
     """The products most like ``product_id`` (the product itself left out)."""
     k_used = check_k(k, settings)
     start = time.perf_counter()
-    hits = catalog.search(product_id=product_id, k=k_used, filters=filters)
-    return search_response(QueryInfo(type="product", value=product_id), k_used, hits, time.perf_counter() - start)
+    result = catalog.search_result(product_id=product_id, k=k_used, filters=filters)
+    return search_response(QueryInfo(type="product", value=product_id), k_used, result, time.perf_counter() - start)
 
 
 @router.get(

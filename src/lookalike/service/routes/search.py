@@ -43,9 +43,14 @@ _BODY = {
 async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, url_pool: URLPoolDep) -> SearchResponse:
     """Products that look like the query, best first.
 
-    * ``multipart/form-data``: an ``image`` file, optional ``k`` and filter fields (repeat a filter field
-      for "any of" these values);
-    * ``application/json``: ``{"url": ...}`` or ``{"product_id": ...}``, optional ``k`` and ``filters``.
+    * ``multipart/form-data``: an ``image`` file, optional ``k``, ``prefer_colour``, ``colour_rank`` and
+      filter fields (repeat a filter field for "any of" these values);
+    * ``application/json``: ``{"url": ...}`` or ``{"product_id": ...}``, optional ``k``, ``colour`` (a colour
+      preference), ``colour_rank`` and ``filters``.
+
+    Results are re-ranked by agreement with the query's colour (seen in the picture, or the product's own),
+    unless ``colour_rank`` is false; a colour preference ranks by that colour instead. ``colour`` in the
+    response says which colour was used and what was seen.
     """
     kind = body_kind(request)
     if kind == "form":
@@ -57,18 +62,25 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         filters = upload.filters_in().to_filters()
         query = QueryInfo(type="image", value=filename)
         start = time.perf_counter()
-        hits = await run_in_threadpool(catalog.search, upload.image, k=k, filters=filters)
+        result = await run_in_threadpool(
+            lambda: catalog.search_result(
+                upload.image, k=k, filters=filters, colour=upload.prefer_colour, colour_rank=upload.colour_rank
+            )
+        )
     elif kind == "json":
         body = validated(SearchRequest, await request.body())
         k = check_k(body.k, settings)
         filters = body.filters.to_filters()
         start = time.perf_counter()
+        colour = {"colour": body.colour, "colour_rank": body.colour_rank}
         if body.url is not None:
             query = QueryInfo(type="url", value=body.url)
-            hits = await url_pool.run(lambda: catalog.search(url=body.url, k=k, filters=filters))
+            result = await url_pool.run(lambda: catalog.search_result(url=body.url, k=k, filters=filters, **colour))
         else:
             query = QueryInfo(type="product", value=body.product_id)
-            hits = await run_in_threadpool(lambda: catalog.search(product_id=body.product_id, k=k, filters=filters))
+            result = await run_in_threadpool(
+                lambda: catalog.search_result(product_id=body.product_id, k=k, filters=filters, **colour)
+            )
     else:
         raise unsupported_body("multipart/form-data with an 'image' file, or JSON with 'url' or 'product_id'")
-    return search_response(query, k, hits, time.perf_counter() - start)
+    return search_response(query, k, result, time.perf_counter() - start)
