@@ -195,7 +195,8 @@ async function runSearch(query, { scroll = true } = {}) {
     // Keep what was on screen, labelled as what it is; with nothing on screen, show the introduction.
     state.query = state.shown;
     if (history.state?.entry === query.entry && query !== state.shown) { // the URL says so too
-      history.replaceState(state.shown && { entry: state.shown.entry }, "", state.shown ? hashFor(state.shown) : "#search");
+      const shown = state.shown;
+      history.replaceState(shown && { entry: shown.entry }, "", shown ? hashFor(shown) : "#search");
     }
     if (state.shown) {
       showQuery(state.shown);

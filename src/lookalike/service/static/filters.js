@@ -35,8 +35,9 @@ export function updateFilterCount() {
 // Facet counts follow the other active filters: a field's counts are over the products that match every
 // active filter but its own, as the server filters (values compared case-insensitively, ASCII only, like
 // SQLite's NOCASE). /api/facets counts the whole catalogue, so for a catalogue of up to FACET_LIMIT products
-// the page reads every product's filter fields once (when a filter is first set) and counts here; for a larger one it shows no counts
-// while other filters are active rather than whole-catalogue counts that would not hold.
+// the page reads every product's filter fields once (when a filter is first set) and counts here; for a
+// larger one it shows no counts while other filters are active, rather than whole-catalogue counts that
+// would not hold.
 const FACET_LIMIT = 2000;
 const fold = (value) => String(value).replace(/[A-Z]/g, (c) => c.toLowerCase());
 
@@ -115,7 +116,8 @@ export async function updateFacetCounts() {
     if (rows && others) {
       counts = new Map();
       for (const row of rows) {
-        if (row[name] != null && rowMatches(row, filters, name)) counts.set(row[name], (counts.get(row[name]) || 0) + 1);
+        const value = row[name];
+        if (value != null && rowMatches(row, filters, name)) counts.set(value, (counts.get(value) || 0) + 1);
       }
     }
     const select = form.elements[name];
