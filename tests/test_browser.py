@@ -41,14 +41,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 demo products of six article types, with prices."""
-    from lookalike.catalog import Catalog
-    from lookalike.sources import read_csv
-
+def products() -> list[dict[str, str]]:
+    """The catalogue's rows: 24 demo products of six article types (a pair of jeans has no brand)."""
     with (DEMO / "products.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     picked = [r for kind, n in TYPES.items() for r in [r for r in rows if r["article_type"] == kind][:n]]
+    return picked
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory: pytest.TempPathFactory, products: list[dict[str, str]]) -> Path:
+    """The demo products, with prices."""
+    from lookalike.catalog import Catalog
+    from lookalike.sources import read_csv
+
+    picked = products
     src = tmp_path_factory.mktemp("browser-src")
     (src / "images").mkdir()
     with (src / "products.csv").open("w", newline="") as fh:
@@ -266,4 +273,126 @@ def test_phone_layout(browser: Any, base_url: str) -> None:
     assert columns == 2
     page.wait_for_function("() => document.querySelector('#results').getBoundingClientRect().top < innerHeight / 2")
     page.screenshot(path=str(OUT / "browser-phone.png"), full_page=False)
+    context.close()
+
+
+def _option_labels(page: Any, name: str) -> dict[str, tuple[str, bool]]:
+    """value -> (label, disabled) of a filter's options (not "All")."""
+    rows = page.eval_on_selector_all(
+        f"select[name={name}] option", "os => os.filter(o => o.value).map(o => [o.value, o.textContent, o.disabled])"
+    )
+    return {value: (label, disabled) for value, label, disabled in rows}
+
+
+def test_facet_counts_follow_the_other_filters(page: Any, products: list[dict[str, str]]) -> None:
+    page.goto("/#browse")
+    page.wait_for_function("() => document.querySelectorAll('select[name=colour] option').length > 1")
+    assert _option_labels(page, "colour")["Green"] == ("Green (1)", False)  # the whole catalogue
+    page.select_option("select[name=article_type]", "Watches")
+    watches = [r for r in products if r["article_type"] == "Watches"]
+    page.wait_for_function("() => document.querySelector('select[name=colour] option[value=Green]').disabled")
+    colours = _option_labels(page, "colour")
+    for value, (label, disabled) in colours.items():
+        n = sum(r["colour"] == value for r in watches)
+        assert (label, disabled) == (f"{value} ({n})", n == 0)
+    # a field's own filter does not narrow its counts: the other types stay on offer
+    assert _option_labels(page, "article_type")["Jeans"] == ("Jeans (4)", False)
+
+    page.select_option("select[name=colour]", "Silver")
+    page.wait_for_function("() => document.querySelector('#browse-meta').textContent === '2 products'")
+    types = _option_labels(page, "article_type")
+    silver = [r for r in products if r["colour"] == "Silver"]
+    assert types["Watches"] == (f"Watches ({len(silver)})", False)
+    assert types["Jeans"] == ("Jeans (0)", True)
+    page.click("#reset-filters")
+    page.wait_for_function("() => !document.querySelector('select[name=colour] option[value=Green]').disabled")
+    assert _option_labels(page, "colour")["Green"] == ("Green (1)", False)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_back_and_forward_show_the_search_the_url_describes(page: Any) -> None:
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    photo = _wait_for_results(page)
+    first = page.locator("#results .card").nth(0)
+    first_title = first.locator(".card-title").inner_text()
+    first.click()
+    page.wait_for_function("t => document.querySelector('#results-heading').textContent === t", arg=first_title)
+    more = _wait_for_results(page, previous=photo)
+    second = page.locator("#results .card").nth(0)
+    second_title = second.locator(".card-title").inner_text()
+    second.click()
+    page.wait_for_function("t => document.querySelector('#results-heading').textContent === t", arg=second_title)
+    _wait_for_results(page, previous=more)
+
+    page.go_back()
+    page.wait_for_function("t => document.querySelector('#results-heading').textContent === t", arg=first_title)
+    assert _wait_for_results(page) == more
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('#results-heading').textContent === 'tshirt.jpg'")
+    assert _wait_for_results(page) == photo
+    assert page.locator("#query-thumb").evaluate("img => img.complete && img.naturalWidth > 0")
+    page.go_back()  # the page as it was loaded: no search
+    page.wait_for_selector("#search-empty:not([hidden])")
+    assert page.locator("#query-summary").is_hidden() and _result_ids(page) == []
+    page.go_forward()
+    page.wait_for_function("() => document.querySelector('#results-heading').textContent === 'tshirt.jpg'")
+    assert _wait_for_results(page) == photo
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_product_without_a_brand_shows_no_brand(page: Any, products: list[dict[str, str]]) -> None:
+    unbranded = next(r for r in products if not r["brand"])
+    page.goto("/#browse")
+    card = page.locator(f"#browse-grid .card[data-id='{unbranded['id']}']")
+    card.wait_for()
+    assert card.locator(".card-brand").inner_text() == ""
+    branded = next(r for r in products if r["brand"])
+    assert page.locator(f"#browse-grid .card[data-id='{branded['id']}'] .card-brand").inner_text().lower() == (
+        branded["brand"].lower()
+    )
+
+
+def test_a_photo_or_product_search_clears_the_url_box(page: Any, base_url: str) -> None:
+    page.goto("/")
+    page.fill("#url-input", f"{base_url}/static/favicon.svg")
+    page.click("#url-form button")
+    page.locator("#alert").wait_for(state="visible")
+    assert page.locator("#url-input").input_value()  # kept after the error, to be corrected
+    page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    photo = _wait_for_results(page)
+    assert page.locator("#url-input").input_value() == ""
+    page.fill("#url-input", "https://example.invalid/typed.jpg")  # typed, not searched
+    page.select_option("select[name=k]", "12")
+    _wait_for_results(page, previous=photo)
+    assert page.locator("#url-input").input_value() == "https://example.invalid/typed.jpg"  # a re-run keeps it
+    page.locator("#results .card").first.click()
+    page.wait_for_function("() => document.querySelector('#query-kind').textContent === 'More like this product'")
+    assert page.locator("#url-input").input_value() == ""
+
+
+def test_phone_filter_change_brings_the_results_up(browser: Any, base_url: str) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base_url
+    )
+    page = context.new_page()
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "shoes.jpg"))
+    before = _wait_for_results(page)
+    page.locator("#filters-panel summary").click()
+    assert page.locator("#filters-panel").evaluate("d => d.open")
+    page.select_option("select[name=article_type]", "Watches")
+    _wait_for_results(page, previous=before)
+    assert not page.locator("#filters-panel").evaluate("d => d.open")
+    page.wait_for_function("() => document.querySelector('#results').getBoundingClientRect().top < innerHeight / 2")
+
+    page.locator(".tab[data-view=browse]").click()
+    page.wait_for_selector("#browse-grid .card:not(.skeleton)")
+    page.locator("#filters-panel summary").click()
+    page.select_option("select[name=gender]", "Women")
+    assert not page.locator("#filters-panel").evaluate("d => d.open")
+    page.wait_for_function(
+        "() => { const r = document.querySelector('#browse-grid').getBoundingClientRect();"
+        " return r.top < innerHeight / 2 && r.bottom > 0; }"
+    )
     context.close()

@@ -217,3 +217,39 @@ def test_ctrl_c_in_any_other_command_exits_130(cli_catalog, capsys, monkeypatch)
     monkeypatch.setattr(lookalike.cli.catalog_cmds, "open_catalog", _interrupt)
     code, _, err = run(capsys, "info", cli_catalog)
     assert code == 130 and err.strip() == "interrupted"
+
+
+def _fake_training(cfg, log, progress=None):  # type: ignore[no-untyped-def]
+    """Stands in for ``run_training``: the library's plain lines when no ``progress`` is given; the
+    exporter's warning it raises goes to ``cfg.out / "warnings.txt"`` if it is not filtered out."""
+    import warnings
+
+    log("[data] 4 products")
+    for step in (1, 2):
+        if progress is not None:
+            progress("train", step, 2, f"epoch {step} loss 0.5")
+        else:
+            log(f"[train] epoch {step} step {step}/2 loss 0.5")
+    with warnings.catch_warnings(record=True) as shown:  # the filters in force, recorded instead of printed
+        warnings.warn(
+            "Constant folding - Only steps=1 can be constant folded for opset >= 10", UserWarning, stacklevel=1
+        )
+        warnings.warn("a warning that matters", UserWarning, stacklevel=1)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "warnings.txt").write_text("\n".join(str(w.message) for w in shown))
+    onnx = cfg.out / "lookalike-fashion.onnx"
+    onnx.write_bytes(b"onnx")
+    return {"export": {"path": str(onnx)}}
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_train_draws_a_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path, capsys, monkeypatch, bar):
+    train = pytest.importorskip("lookalike.training.train")  # needs torch
+    monkeypatch.setattr(train, "run_training", _fake_training)
+    monkeypatch.setenv("LOOKALIKE_PROGRESS", "1" if bar else "0")
+    code, out, err = run(capsys, "train", "--datasets", tmp_path, "--out", tmp_path / "run", "--no-evaluate")
+    assert code == 0 and "trained model" in out
+    assert "[data] 4 products" in err
+    assert ("2/2" in err and "epoch 2 loss 0.5" in err) == bar  # the bar, drawn once at the end off a terminal
+    assert ("[train] epoch 1 step 1/2" in err) == (not bar)
+    assert (tmp_path / "run" / "warnings.txt").read_text() == "a warning that matters"  # the exporter's noise dropped

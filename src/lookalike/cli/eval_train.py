@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lookalike.cli.options import DatasetsOpt, QuietOpt, err, interrupted, out, progress_shown
+from lookalike.cli.options import DatasetsOpt, QuietOpt, err, interrupted, out, progress_shown, quiet_onnx_tools
 from lookalike.errors import LookalikeError
 
 __all__ = ["eval_", "train"]
@@ -207,9 +207,12 @@ def train(
     install: Annotated[
         bool, typer.Option(help="Copy the ONNX to the user model folder as lookalike-fashion.onnx.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the lookalike-fashion embedding (metric learning on EfficientNet-Lite0), evaluate, export ONNX."""
     import shutil
+
+    from rich.progress import TaskID
 
     from lookalike.evaluate.datasets import resolve_datasets_root
 
@@ -236,8 +239,32 @@ def train(
         head=HeadCfg(finetune=finetune, dim=dim),
         evaluate=evaluate,
     )
+    # On a terminal, bars for the caching and the training (the milestones print above them); otherwise
+    # (or --quiet) the plain lines of the library, a few per step.
+    show = progress_shown(quiet)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show,
+    )
+    bars: dict[str, TaskID] = {}
+
+    def on_progress(label: str, done: int, total: int, info: str) -> None:
+        if label not in bars:
+            bars[label] = progress.add_task(label, total=total, info=info)
+        progress.update(bars[label], completed=done, info=info)
+
     try:
-        summary = run_training(cfg, log=lambda line: err.print(line, highlight=False, markup=False))
+        with progress, quiet_onnx_tools():
+            summary = run_training(
+                cfg,
+                log=lambda line: err.print(line, highlight=False, markup=False),
+                progress=on_progress if show else None,
+            )
     except KeyboardInterrupt:
         interrupted(
             f"no model exported to {out_dir}; the backbone maps computed so far stay in {cfg.cache_dir}; "

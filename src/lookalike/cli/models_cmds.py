@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lookalike.cli.options import DatasetsOpt, out
+from lookalike.cli.options import DatasetsOpt, out, quiet_onnx_tools
 
 __all__ = ["models", "models_add", "models_export", "models_quantize", "models_remove"]
 
@@ -41,7 +41,8 @@ def models_export(
     if name not in EFFICIENTNET_VARIANTS:
         raise ExtractorNotFoundError(f"can export only {', '.join(EFFICIENTNET_VARIANTS)}")
     target = output or (user_model_dir() / f"{name}.onnx")
-    path = export_efficientnet_lite(name, target)
+    with quiet_onnx_tools():
+        path = export_efficientnet_lite(name, target)
     out.print(f"exported {name} to {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -106,14 +107,15 @@ def models_quantize(
 
     if mode not in ("static", "dynamic"):
         raise InvalidQueryError("--mode is static or dynamic")
-    result = quantize_extractor(
-        name,
-        calibration,
-        images,
-        mode,
-        keep_fp32=keep_fp32 or (),
-        keep_first=keep_first,  # type: ignore[arg-type]
-    )
+    with quiet_onnx_tools(stdout=True):
+        result = quantize_extractor(
+            name,
+            calibration,
+            images,
+            mode,
+            keep_fp32=keep_fp32 or (),
+            keep_first=keep_first,  # type: ignore[arg-type]
+        )
     out.print(
         f"wrote {result.name} to {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, "
         f"{result.calibration_images} calibration pictures, {result.seconds:.0f} s)",
@@ -122,7 +124,8 @@ def models_quantize(
     if not evaluate:
         out.print(f"not evaluated: {name} stays the model new catalogues use", highlight=False)
         return
-    quality = measure_quality(name, datasets, max_queries or None, max_loss)
+    with quiet_onnx_tools():
+        quality = measure_quality(name, datasets, max_queries or None, max_loss)
     table = Table(title=f"{name} vs {result.name} (EVALUATION.md, mP@10)", title_justify="left")
     for col in ("metric", "fp32", "int8", "loss"):
         table.add_column(col, justify="left" if col == "metric" else "right")

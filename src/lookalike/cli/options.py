@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -28,6 +32,7 @@ __all__ = [
     "out",
     "progress_shown",
     "quiet_milvus",
+    "quiet_onnx_tools",
     "run_app",
 ]
 
@@ -59,6 +64,27 @@ DatasetsOpt = Annotated[Path | None, typer.Option("--datasets", help="Datasets f
 def progress_shown(quiet: bool) -> bool:
     """Draw progress bars on a terminal unless ``--quiet``; LOOKALIKE_PROGRESS=1 forces them."""
     return (not quiet and sys.stderr.isatty()) or os.environ.get("LOOKALIKE_PROGRESS") == "1"
+
+
+@contextlib.contextmanager
+def quiet_onnx_tools(stdout: bool = False) -> Iterator[None]:
+    """For the length of the block, drop what torch's ONNX exporter and onnxruntime's tools say that tells
+    the user nothing: tracer and constant-folding warnings (every export is checked against torch after)
+    and onnxruntime's C++ warnings; with ``stdout``, whatever is printed (the quantiser's calibration
+    chatter). Other warnings still show."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO() if stdout else sys.stdout):
+        warnings.filterwarnings("ignore", message=r"Converting a tensor to a Python ", module=r"lookalike\.")
+        warnings.filterwarnings("ignore", message=r"Constant folding - Only steps=1 can be constant folded")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            yield
+            return
+        ort.set_default_logger_severity(3)  # errors only
+        try:
+            yield
+        finally:
+            ort.set_default_logger_severity(2)  # onnxruntime's default, warnings
 
 
 def quiet_milvus() -> None:

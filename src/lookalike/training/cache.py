@@ -29,9 +29,11 @@ from torch import nn
 
 from lookalike.training.model import GRID, LOW_CHANNELS, HeadCfg, Trunk
 
-__all__ = ["FeatureCache", "FeatureStore", "export_backbone"]
+__all__ = ["FeatureCache", "FeatureStore", "Progress", "export_backbone"]
 
 ViewFn = Callable[[int, np.random.Generator], Image.Image]
+Progress = Callable[[str, int, int, str], None]
+"""``progress(label, done, total, info)``: how far a long step is (a progress bar's food)."""
 
 
 class _Backbone(nn.Module):
@@ -104,8 +106,11 @@ class FeatureCache:
         feat_shape: tuple[int, int, int],
         batch: int = 32,
         log: Callable[[str], None] = print,
+        progress: Progress | None = None,
     ) -> FeatureStore:
-        """Compute (or reuse) the maps of views ``0 .. n-1``; ``make_view(i, rng)`` draws view i."""
+        """Compute (or reuse) the maps of views ``0 .. n-1``; ``make_view(i, rng)`` draws view i. With
+        ``progress``, it is told ``("cache NAME", done, n, "")`` after every batch, instead of a log line
+        every 20 batches."""
         folder = self.root / name
         done_file = folder / "done.json"
         if done_file.is_file():
@@ -162,8 +167,11 @@ class FeatureCache:
                 arrays["low"][start:end] = low
                 if ((start - first) // batch) % 20 == 19 or end == n:
                     save_progress(end)
-                    rate = (end - first) / (time.perf_counter() - started)
-                    log(f"[cache] {name}: {end}/{n} views, {rate:.1f} views/s")
+                    if progress is None:
+                        rate = (end - first) / (time.perf_counter() - started)
+                        log(f"[cache] {name}: {end}/{n} views, {rate:.1f} views/s")
+                if progress is not None:
+                    progress(f"cache {name}", end, n, "")
         save_progress(n)
         done_file.write_text(json.dumps(key))
         return self._open(folder, list(meta))

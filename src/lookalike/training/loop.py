@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lookalike.training.cache import FeatureStore
+from lookalike.training.cache import FeatureStore, Progress
 from lookalike.training.config import TrainConfig
 from lookalike.training.model import Head
 from lookalike.training.targets import Targets
@@ -100,8 +100,12 @@ def train_head(
     targets: Targets,
     log: Callable[[str], None] = print,
     on_epoch: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[float]:
-    """Train ``head`` on the cached samples ``index`` = [(store, row)]; returns the mean loss per epoch."""
+    """Train ``head`` on the cached samples ``index`` = [(store, row)]; returns the mean loss per epoch.
+
+    Without ``progress`` it logs a line per epoch; with it, it reports ``("train", step, steps, "epoch E
+    loss L")`` after every step and logs one line at the end."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dim = cfg.head.dim
@@ -164,12 +168,20 @@ def train_head(
             running += loss.item()
             count += 1
             step += 1
+            if progress is not None:
+                progress("train", step, total, f"epoch {epoch + 1} loss {running / count:.4f}")
         epoch += 1
         mean = running / max(1, count)
         losses.append(mean)
-        log(f"[train] epoch {epoch} step {step}/{total} loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
+        if progress is None:
+            log(f"[train] epoch {epoch} step {step}/{total} loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
         if on_epoch is not None:
             on_epoch(epoch)
+    if progress is not None and losses:
+        log(
+            f"[train] {epoch} epochs, {step} steps: loss {losses[0]:.4f} -> {losses[-1]:.4f} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
     head.eval()
     return losses
 

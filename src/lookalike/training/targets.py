@@ -14,7 +14,7 @@ from torch import nn
 
 from lookalike.imaging.decode import load_image
 from lookalike.training import augment as A
-from lookalike.training.cache import FeatureCache, FeatureStore, export_backbone, head_cfg_feat_shape
+from lookalike.training.cache import FeatureCache, FeatureStore, Progress, export_backbone, head_cfg_feat_shape
 from lookalike.training.config import EVAL_PREPROCESS, TrainConfig
 from lookalike.training.data import (
     CatalogItem,
@@ -77,10 +77,15 @@ def _eval_view(path: Path) -> Image.Image:
 
 
 def build_caches(
-    cfg: TrainConfig, rec: Records, trunk: nn.Module, head: Head, log: Callable[[str], None] = print
+    cfg: TrainConfig,
+    rec: Records,
+    trunk: nn.Module,
+    head: Head,
+    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> list[FeatureStore]:
     """[evaluation maps (every catalogue product, then every photo), augmented photo views, composited
-    catalogue views]; the last two only when there are any."""
+    catalogue views]; the last two only when there are any. ``progress``: see :meth:`FeatureCache.build`."""
     onnx_path = cfg.cache_dir / f"backbone-split{cfg.head.split}.onnx"
     if not onnx_path.is_file():
         export_backbone(trunk, head, onnx_path)  # type: ignore[arg-type]
@@ -98,6 +103,7 @@ def build_caches(
         0,
         shape,
         log=log,
+        progress=progress,
     )
     # a few training photos serve as real backgrounds for the composites
     bg_rng = np.random.default_rng(cfg.seed)
@@ -126,7 +132,7 @@ def build_caches(
     ):
         if views:
             name = f"train{kind}-{tag}-split{cfg.head.split}-s{cfg.seed}-{len(views)}"
-            stores.append(cache.build(name, len(views), make, views, cfg.seed, shape, log=log))
+            stores.append(cache.build(name, len(views), make, views, cfg.seed, shape, log=log, progress=progress))
     return stores
 
 

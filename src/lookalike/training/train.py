@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lookalike.training.cache import Progress
 from lookalike.training.config import EVAL_PREPROCESS, TrainConfig
 from lookalike.training.data import is_test_id
 from lookalike.training.loop import baseline_embed, embed_store, train_head
@@ -84,8 +85,12 @@ def format_scores(scores: dict[str, float]) -> str:
 
 
 # --- the whole run --------------------------------------------------------------------------------------
-def run_training(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, evaluate and export; returns a summary (also written to ``out/summary.json``)."""
+def run_training(
+    cfg: TrainConfig, log: Callable[[str], None] = print, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Train, evaluate and export; returns a summary (also written to ``out/summary.json``). ``log`` gets
+    the milestones; ``progress(label, done, total, info)``, when given, the caching and training progress
+    (instead of a line every so often)."""
     torch.set_num_threads(cfg.torch_threads)
     t0 = time.perf_counter()
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,7 @@ def run_training(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[s
         f"{len(rec.small)} extra products at 60 x 80"
     )
     trunk, head = build_model(cfg.head, cfg.seed)
-    stores = build_caches(cfg, rec, trunk, head, log)
+    stores = build_caches(cfg, rec, trunk, head, log, progress)
     eval_store = stores[0]
     t_cache = time.perf_counter() - t0
     log(f"[cache] ready in {t_cache:.0f} s")
@@ -118,7 +123,7 @@ def run_training(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[s
         log(f"[eval] ImageNet Lite0: {format_scores(before)}")
         summary["before"] = before
     t1 = time.perf_counter()
-    losses = train_head(cfg, head, stores, index, targets, log)
+    losses = train_head(cfg, head, stores, index, targets, log, progress=progress)
     t_train = time.perf_counter() - t1
     summary.update(losses=losses, seconds={"cache": round(t_cache, 1), "train": round(t_train, 1)})
     if cfg.evaluate:

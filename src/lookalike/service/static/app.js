@@ -1,8 +1,11 @@
 // lookalike web page: search by photo, URL or product; browse the catalogue. No build step.
 
+import { abort, api } from "./api.js";
+import { currentFilters, currentK, formatPrice, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
+
 const $ = (selector) => document.querySelector(selector);
-const FILTERS = ["category", "article_type", "gender", "colour", "brand"];
 const PAGE_SIZE = 24;
+const NARROW = window.matchMedia("(max-width: 860px)"); // the phone layout: filters fold above the results
 
 const state = {
   view: "search",
@@ -11,47 +14,11 @@ const state = {
   browseTotal: 0,
   shown: null, // the query whose results are on screen
   shownMeta: "",
-  controllers: {}, // one in-flight request per kind; a new one aborts the old
   previews: new Set(), // object URLs of uploaded photos still in use
+  entries: new Map(), // history entry key -> the query it showed, for Back and Forward (photos stay in memory)
+  nextEntry: 1,
+  page: Math.random().toString(36).slice(2), // entry keys of an earlier load of the page are not this one's
 };
-
-// --- HTTP -------------------------------------------------------------------------------------
-class ApiError extends Error {}
-
-async function api(kind, path, options = {}) {
-  state.controllers[kind]?.abort();
-  const controller = new AbortController();
-  state.controllers[kind] = controller;
-  let response;
-  try {
-    response = await fetch(path, { ...options, signal: controller.signal });
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError("Cannot reach the server. Check your connection and try again.");
-  }
-  const isJson = (response.headers.get("content-type") || "").includes("application/json");
-  const body = isJson ? await response.json().catch(() => null) : null;
-  if (!response.ok) {
-    const detail = body && typeof body.detail === "string" ? body.detail : null;
-    throw new ApiError(friendlyError(response.status, detail));
-  }
-  return body;
-}
-
-function friendlyError(status, detail) {
-  if (detail) detail = detail.replace(/^image: /, ""); // the upload's placeholder name adds nothing
-  const prefix = {
-    400: "That image could not be used",
-    404: "Not found",
-    413: "That image is too large",
-    415: "That file type is not supported",
-    422: "Please check the search",
-    504: "The image URL took too long to answer",
-  }[status];
-  if (detail && prefix) return `${prefix}: ${detail}`;
-  if (detail) return detail;
-  return prefix ? `${prefix}.` : `Something went wrong (HTTP ${status}). Please try again.`;
-}
 
 // --- messages & loading -----------------------------------------------------------------------
 function showError(message) {
@@ -81,80 +48,30 @@ function skeletons(grid, count) {
   }
 }
 
-// --- filters ----------------------------------------------------------------------------------
-function currentFilters() {
-  const form = $("#filters");
-  const filters = {};
-  for (const name of FILTERS) {
-    const value = form.elements[name].value;
-    if (value) filters[name] = value;
-  }
-  for (const name of ["min_price", "max_price"]) {
-    const value = form.elements[name].value.trim();
-    if (value !== "" && !Number.isNaN(Number(value))) filters[name] = Number(value);
-  }
-  return filters;
-}
-
-function currentK() {
-  return Number($("#filters").elements.k.value) || 24;
-}
-
-function updateFilterCount() {
-  const n = Object.keys(currentFilters()).length;
-  const badge = $("#filter-count");
-  badge.textContent = String(n);
-  badge.hidden = n === 0;
-}
-
-async function loadFacets() {
-  try {
-    const facets = await api("facets", "/api/facets");
-    const form = $("#filters");
-    for (const name of FILTERS) {
-      const select = form.elements[name];
-      const values = facets.fields[name] || [];
-      for (const { value, count } of values) {
-        const option = document.createElement("option");
-        option.value = value;
-        option.textContent = `${value} (${count.toLocaleString()})`;
-        select.append(option);
-      }
-      select.closest(".field").hidden = values.length === 0;
-    }
-    if (facets.price) {
-      $("#price-range").hidden = false;
-      form.elements.min_price.placeholder = `Min ${formatPrice(facets.price.min)}`;
-      form.elements.max_price.placeholder = `Max ${formatPrice(facets.price.max)}`;
-    }
-    $("#catalog-size").textContent = `${facets.total.toLocaleString()} products`;
-  } catch (err) {
-    if (err.name !== "AbortError") showError(`Filters are unavailable: ${err.message}`);
-  }
-}
-
 function onFiltersChanged() {
   updateFilterCount();
+  updateFacetCounts();
+  // Beside the results (wide screens) the filters stay in view; on a phone the open panel would hide the
+  // results, so it folds away and the results come up.
+  const narrow = NARROW.matches;
+  if (narrow) $("#filters-panel").open = false;
   if (state.view === "browse") {
     state.browseOffset = 0;
     loadBrowse();
+    if (narrow) scrollToResults("browse");
   } else if (state.query) {
-    runSearch(state.query, { scroll: false }); // stay by the filters while they are being changed
+    runSearch(state.query, { scroll: narrow });
   }
 }
 
 // --- rendering --------------------------------------------------------------------------------
-function formatPrice(value) {
-  return value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-}
-
 function renderCard(product, score, onPick) {
   const card = $("#card-template").content.firstElementChild.cloneNode(true);
   const img = card.querySelector("img");
   img.src = product.image_url;
   img.alt = product.title || `Product ${product.id}`;
   card.dataset.id = product.id;
-  card.querySelector(".card-brand").textContent = product.brand || product.article_type || "";
+  card.querySelector(".card-brand").textContent = product.brand || ""; // no brand: nothing in its place
   card.querySelector(".card-title").textContent = product.title || product.id;
   const price = card.querySelector(".card-price");
   price.textContent = product.price == null ? "" : formatPrice(product.price);
@@ -172,15 +89,26 @@ function renderCard(product, score, onPick) {
 
 function pickProduct(product) {
   const query = { type: "product", id: product.id, title: product.title || product.id, image: product.image_url };
-  const hash = `#product/${encodeURIComponent(product.id)}`;
-  if (location.hash !== hash) history.pushState(null, "", hash);
+  remember(query, location.hash === hashFor(query));
   showView("search");
   runSearch(query);
 }
 
-function scrollToResults() {
+// --- history: every search is an entry, so Back and Forward show again what the URL was showing -----------
+function hashFor(query) {
+  return query.type === "product" ? `#product/${encodeURIComponent(query.id)}` : "#search";
+}
+
+function remember(query, replace = false) {
+  query.entry = `${state.page}:${state.nextEntry}`;
+  state.nextEntry += 1;
+  state.entries.set(query.entry, query);
+  history[replace ? "replaceState" : "pushState"]({ entry: query.entry }, "", hashFor(query));
+}
+
+function scrollToResults(view = "search") {
   // On a phone the query panel fills the screen: bring the results up. On a wide screen they are in view.
-  const head = $("#view-search .results-head");
+  const head = $(`#view-${view} .results-head`);
   const top = head.getBoundingClientRect().top;
   if (top < 0 || top > window.innerHeight * 0.35) head.scrollIntoView({ behavior: "smooth", block: "start" });
 }
@@ -236,6 +164,11 @@ function searchRequest(query) {
 }
 
 async function runSearch(query, { scroll = true } = {}) {
+  if (query !== state.query) $("#url-input").value = query.type === "url" ? query.url : ""; // a new search
+  if (query.type === "image" && !state.previews.has(query.preview)) { // back to a photo: its preview was let go
+    query.preview = URL.createObjectURL(query.file);
+    state.previews.add(query.preview);
+  }
   state.query = query;
   clearError();
   showQuery(query);
@@ -261,6 +194,10 @@ async function runSearch(query, { scroll = true } = {}) {
     grid.querySelectorAll(".skeleton").forEach((el) => el.remove());
     // Keep what was on screen, labelled as what it is; with nothing on screen, show the introduction.
     state.query = state.shown;
+    if (history.state?.entry === query.entry && query !== state.shown) { // the URL says so too
+      const shown = state.shown;
+      history.replaceState(shown && { entry: shown.entry }, "", shown ? hashFor(shown) : "#search");
+    }
     if (state.shown) {
       showQuery(state.shown);
       $("#results-meta").textContent = state.shownMeta;
@@ -280,11 +217,10 @@ function searchFile(file) {
     showError(`“${file.name}” is not an image. Choose a JPEG, PNG, WebP, GIF, BMP or TIFF photo.`);
     return;
   }
-  if (location.hash.startsWith("#product/") || location.hash === "#browse") history.pushState(null, "", "#search");
+  const query = { type: "image", file };
+  remember(query);
   showView("search");
-  const preview = URL.createObjectURL(file);
-  state.previews.add(preview);
-  runSearch({ type: "image", file, preview });
+  runSearch(query);
 }
 
 function searchUrl(raw) {
@@ -293,8 +229,10 @@ function searchUrl(raw) {
     showError("Enter an image URL that starts with http:// or https://");
     return;
   }
+  const query = { type: "url", url };
+  remember(query);
   showView("search");
-  runSearch({ type: "url", url });
+  runSearch(query);
 }
 
 // --- browse -----------------------------------------------------------------------------------
@@ -343,23 +281,46 @@ function showView(view) {
   }
 }
 
+function showIntro() {
+  abort("search");
+  setBusy("search", false);
+  state.query = null;
+  state.shown = null;
+  $("#results").replaceChildren();
+  $("#query-summary").hidden = true;
+  $("#search-empty").hidden = false;
+  $("#results-meta").textContent = "";
+  $("#url-input").value = "";
+  releasePreviews();
+}
+
 function route() {
+  // Show what the URL describes: the catalogue, a search this page ran (its history entry), a product
+  // (a link or a reload), the search view as it is (the Search tab), or the introduction.
   const hash = location.hash;
+  const remembered = state.entries.get(history.state?.entry);
   if (hash === "#browse") {
     showView("browse");
     loadBrowse();
+  } else if (remembered) {
+    showView("search");
+    if (remembered !== state.query) runSearch(remembered);
   } else if (hash.startsWith("#product/")) {
     const id = decodeURIComponent(hash.slice("#product/".length));
-    if (state.query?.type === "product" && state.query.id === id) {
-      showView("search");
-      return;
-    }
     showView("search");
     api("product", `/api/products/${encodeURIComponent(id)}`)
-      .then((product) => runSearch({ type: "product", id, title: product.title || id, image: product.image_url }))
+      .then((product) => {
+        const query = { type: "product", id, title: product.title || id, image: product.image_url };
+        remember(query, true);
+        runSearch(query);
+      })
       .catch((err) => { if (err.name !== "AbortError") showError(err.message); });
+  } else if (hash === "#search" && state.query) {
+    history.replaceState({ entry: state.query.entry }, "", hash); // the tab: this entry shows these results
+    showView("search");
   } else {
     showView("search");
+    showIntro();
   }
 }
 
@@ -466,16 +427,15 @@ function wireControls() {
   window.addEventListener("popstate", route); // fragment links and back/forward
   $("#query-thumb").addEventListener("error", (event) => { event.target.hidden = true; });
   const filtersPanel = $("#filters-panel");
-  const narrow = window.matchMedia("(max-width: 860px)");
-  const syncPanel = () => { filtersPanel.open = !narrow.matches; };
+  const syncPanel = () => { filtersPanel.open = !NARROW.matches; };
   syncPanel();
-  narrow.addEventListener("change", syncPanel);
+  NARROW.addEventListener("change", syncPanel);
   filtersPanel.querySelector("summary").addEventListener("click", (event) => {
-    if (!narrow.matches) event.preventDefault(); // always open beside the results on wide screens
+    if (!NARROW.matches) event.preventDefault(); // always open beside the results on wide screens
   });
 }
 
 wireInputs();
 wireControls();
-loadFacets();
+loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));
 route();
