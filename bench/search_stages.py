@@ -1,0 +1,123 @@
+"""Search latency by ranking stage, side by side in one run: the mirror merge alone, with the colour stage
+(garment segmenter + colour head + re-ranking the top candidates), and optionally another commit's search.
+
+    python bench/search_stages.py                         # 9,583-product catalogue, 100 photo uploads
+    python bench/search_stages.py --before 5ae5df3        # ... and that commit's Catalog.search, same photos
+
+Each query is a shopper's photo upload (``Catalog.search(bytes)``: decode, embed the picture and its mirror
+image, search, ranking stages, metadata), one at a time; rounds alternate between the settings so machine
+noise falls on all of them alike. Also times the colour detector alone. Prints JSON (``--json FILE`` keeps
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import CACHE, CSV_224, PHOTOS, ROOT, load_average, machine, summary_ms, write_json
+
+from lookalike import Catalog, read_csv
+from lookalike.imaging.decode import load_image
+
+BEFORE_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from lookalike import Catalog
+cat = Catalog.open(sys.argv[1])
+photos = [Path(p).read_bytes() for p in sys.argv[3:]]
+rounds = int(sys.argv[2])
+cat.search(photos[0], k=10)
+times = []
+for _ in range(rounds):
+    for data in photos:
+        t = time.perf_counter()
+        cat.search(data, k=10)
+        times.append(time.perf_counter() - t)
+print(json.dumps(times))
+"""
+
+
+def catalogue(path: Path) -> Path:
+    """The 224-px catalogue (9,583 products), ingested once under the bench cache."""
+    if not (path / "manifest.json").exists():
+        with Catalog.create(path) as cat:
+            cat.ingest(read_csv(CSV_224))
+    return path
+
+
+def timed(fn: Any, photos: list[bytes]) -> list[float]:
+    out = []
+    for data in photos:
+        t = time.perf_counter()
+        fn(data)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def before(commit: str, path: Path, files: list[Path], rounds: int) -> list[float]:
+    """``Catalog.search`` as it was at ``commit``, in a subprocess importing that commit's ``src``."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-before-") as tmp:
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+        done = subprocess.run(
+            [sys.executable, "-c", BEFORE_SCRIPT, str(path), str(rounds), *map(str, files)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=100, help="photo uploads per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", metavar="COMMIT", help="also time the search code of this commit")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    path = catalogue(CACHE / "catalog-224")
+    files = sorted(PHOTOS.glob("*.jpg"))[: args.queries]
+    photos = [f.read_bytes() for f in files]
+    cat = Catalog.open(path)
+    cat.search(photos[0], k=10)  # load the models
+    runs: dict[str, list[float]] = {"mirror merge only": [], "with colour stage": [], "colour detector alone": []}
+    if args.before:
+        runs[f"before ({args.before})"] = []
+    for _ in range(args.rounds):
+        runs["mirror merge only"] += timed(lambda d: cat.search(d, k=10, colour_rank=False), photos)
+        runs["with colour stage"] += timed(lambda d: cat.search(d, k=10), photos)
+        images = [load_image(f) for f in files]
+        runs["colour detector alone"] += timed(lambda i: cat.colour_detector.detect(i), images)  # type: ignore[arg-type,return-value]
+        if args.before:
+            runs[f"before ({args.before})"] += before(args.before, path, files, 1)
+    products = len(cat)
+    cat.close()
+    result = {
+        "machine": machine(),
+        "load_average": load_average(),
+        "catalogue_products": products,
+        "queries": len(photos),
+        "rounds": args.rounds,
+        "latency": {name: summary_ms(times) for name, times in runs.items()},
+    }
+    base = result["latency"]["mirror merge only"]["p50_ms"]
+    result["colour_stage_adds_p50_ms"] = round(result["latency"]["with colour stage"]["p50_ms"] - base, 2)
+    print(json.dumps(result, indent=2))
+    write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
