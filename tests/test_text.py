@@ -168,3 +168,20 @@ def test_tiny_projection_training_aligns_texts_with_their_pictures() -> None:
 
 def _random_projection(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"w1": rng.normal(size=(384, 256)).astype(np.float32), "b1": np.zeros(256, np.float32)}
+
+
+@pytest.mark.torch
+def test_numpy_projection_matches_torch_mlp() -> None:
+    torch = pytest.importorskip("torch")
+    from lookalike.training.text import projection_forward
+
+    rng = np.random.default_rng(0)
+    w = {
+        k: rng.normal(size=s).astype(np.float32)
+        for k, s in (("w1", (6, 8)), ("b1", (8,)), ("w2", (8, 3)), ("b2", (3,)))
+    }
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    h = torch.nn.functional.gelu(torch.from_numpy(x @ w["w1"] + w["b1"])) @ torch.from_numpy(
+        w["w2"]
+    ) + torch.from_numpy(w["b2"])
+    assert np.allclose(projection_forward(w, x), torch.nn.functional.normalize(h, dim=-1).numpy(), atol=1e-5)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -269,10 +270,8 @@ def projection_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndar
     """Apply trained projection weights in numpy (GELU between layers), then L2-normalise."""
     h = x @ weights["w1"] + weights["b1"]
     if "w2" in weights:
-        from math import sqrt
-
-        erf = np.vectorize(__import__("math").erf, otypes=[np.float32])
-        h = 0.5 * h * (1 + erf(h / sqrt(2)))
+        erf = np.vectorize(math.erf, otypes=[np.float32])
+        h = 0.5 * h * (1 + erf(h / math.sqrt(2)))  # exact GELU, as torch's default
         h = h @ weights["w2"] + weights["b2"]
     h = h.astype(np.float32)
     return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
