@@ -2,9 +2,10 @@
 
 The background is what the border reaches through near-white, flat pixels: a flood fill from every
 border pixel with a colour tolerance, stopped by edges (a white garment's grey outline or shadow).
-Everything the fill cannot reach is the product, so holes inside it are filled; a small opening then
-removes specks of JPEG noise. White on white stays imperfect: a garment with no visible outline where
-it touches the border is partly lost.
+Everything the fill cannot reach is the product, except enclosed patches of pure studio white (the gap
+between an arm and the body, inside a bag's handle); a small opening then removes specks of JPEG noise.
+White on white stays imperfect: a garment with no visible outline where it touches the border is
+partly lost, and a white garment's own pure-white patches (5 x 5 or more, enclosed) are dropped.
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ def _edges(grey: np.ndarray) -> np.ndarray:
     return _shifted(grey, np.maximum) - _shifted(grey, np.minimum)
 
 
-def catalogue_mask(image: Image.Image, tolerance: int = 18, edge: int = 10, opening: int = 1) -> np.ndarray:
+def catalogue_mask(
+    image: Image.Image, tolerance: int = 18, edge: int = 10, opening: int = 1, studio: int = 253
+) -> np.ndarray:
     """The product's mask (bool, image height x width) in a white-background catalogue picture.
 
     ``tolerance``: how far from white (in the darkest channel) a background pixel may be; ``edge``: a
     local contrast from which a near-white pixel stops the fill (a faint outline); ``opening``: the
-    3 x 3 openings that remove specks (0: none).
+    3 x 3 openings that remove specks (0: none); ``studio``: enclosed flat patches (5 x 5 or more) at least
+    this white are holes, not product (0: keep every hole filled).
     """
     rgb = image.convert("RGB")
     arr = np.asarray(rgb, dtype=np.int16)
@@ -99,6 +103,9 @@ def catalogue_mask(image: Image.Image, tolerance: int = 18, edge: int = 10, open
     if edge > 0:
         free &= _edges(np.asarray(rgb.convert("L"), dtype=np.int16)) < edge
     fg = ~fill_from_border(free)
+    if studio > 0:  # enclosed patches of pure studio white (between arm and body, in a handle) are holes
+        pure = free & (whiteness >= studio) & fg
+        fg &= ~dilate(erode(pure, 2), 2)
     if opening > 0 and fg.any():
         fg = dilate(erode(fg, opening), opening)
     return fg

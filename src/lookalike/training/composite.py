@@ -50,7 +50,10 @@ def cutout(image: Image.Image, mask: np.ndarray) -> Cutout | None:
 
 
 def _colour(rng: Rng) -> np.ndarray:
-    if rng.random() < 0.75:
+    r = rng.random()
+    if r < 0.2:  # white and cream sheets, light walls and floors: light but not a garment
+        return np.clip(rng.uniform(205, 250) + rng.normal(0, 6, 3), 0, 255)
+    if r < 0.8:
         return np.clip(_SURFACES[rng.integers(len(_SURFACES))] + rng.normal(0, 15, 3), 0, 255)
     return rng.uniform(0, 255, 3)
 
@@ -198,7 +201,8 @@ def composite(
     """``product`` photographed at home: (RGB picture size x size, bool mask of the product in it)."""
     w, h = product.image.size
     w = max(1, int(w * rng.uniform(0.7, 1.15)))  # the catalogue squashed 3:4 shots to squares
-    scale = rng.uniform(0.4, 1.0) * size / max(w, h)
+    # phone photos are framed on the garment: mostly large, often running off the edges
+    scale = (rng.uniform(0.75, 1.35) if rng.random() < 0.6 else rng.uniform(0.35, 0.8)) * size / max(w, h)
     nw, nh = max(2, int(w * scale)), max(2, int(h * scale))
     img = product.image.resize((nw, nh), Image.Resampling.BILINEAR)
     m = product.mask.resize((nw, nh), Image.Resampling.BILINEAR)
@@ -207,9 +211,9 @@ def composite(
     angle = rng.uniform(-25, 25) if rng.random() < 0.8 else rng.uniform(-180, 180)
     img = img.rotate(angle, Image.Resampling.BILINEAR, expand=True)
     m = m.rotate(angle, Image.Resampling.BILINEAR, expand=True)
-    # centre somewhere in the middle 70 %: the product may run off an edge a little
-    x0 = int(rng.uniform(0.15, 0.85) * size - img.width / 2)
-    y0 = int(rng.uniform(0.15, 0.85) * size - img.height / 2)
+    # centre near the middle; a large product runs off the edges
+    x0 = int(rng.uniform(0.25, 0.75) * size - img.width / 2)
+    y0 = int(rng.uniform(0.25, 0.75) * size - img.height / 2)
     canvas = Image.fromarray(scene(rng, size).astype(np.uint8))
     if rng.random() < 0.2:
         _hanger(canvas, rng, (x0 + img.width / 2, y0 + img.height * 0.05), img.width * rng.uniform(0.5, 0.9))

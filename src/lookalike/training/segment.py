@@ -35,6 +35,7 @@ MODEL_NAME = "lookalike-garment"
 CATALOG_DATASET = "fashion-product-images-224"
 MEAN, STD = 127.5, 127.5  # x = (pixel - MEAN) / STD, every channel
 WIDTHS = (16, 32, 48, 64)
+MASK_VERSION = 2  # bump when catalogue_mask changes: cached masks of other versions are not reused
 
 
 def build_model(widths: tuple[int, ...] = WIDTHS, head_conv: bool = True) -> Any:
@@ -60,6 +61,7 @@ def build_model(widths: tuple[int, ...] = WIDTHS, head_conv: bool = True) -> Any
             self.lat = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1) for i in range(len(w) - 1))
             # decoder: upsample, project, add the skip, one 3 x 3 conv (none at half resolution)
             self.dec = nn.ModuleList(nn.ReLU(inplace=True) if i == 0 else cbr(w[i], w[i]) for i in range(len(w) - 1))
+            self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(w[-1], w[-1], 1), nn.ReLU(inplace=True))
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
             self.head = nn.Sequential(cbr(w[0], w[0]), nn.Conv2d(w[0], 1, 1)) if head_conv else nn.Conv2d(w[0], 1, 1)
 
@@ -68,7 +70,7 @@ def build_model(widths: tuple[int, ...] = WIDTHS, head_conv: bool = True) -> Any
             for stage in self.enc:
                 x = stage(x)
                 skips.append(x)
-            y = skips[-1]
+            y = skips[-1] + self.context(skips[-1])  # the whole picture's gist: is this big area the garment?
             for i in range(len(skips) - 2, -1, -1):
                 y = self.dec[i](self.lat[i](self.up(y)) + skips[i])
             return self.head(y)
@@ -90,14 +92,30 @@ def _products(datasets_dir: Path, limit: int | None) -> list[tuple[int, Path]]:
     return items
 
 
-def _cutouts(items: list[tuple[int, Path]]) -> list[Cutout]:
-    """Catalogue cut-outs, skipping pictures whose mask is almost empty or almost everything."""
-    out = []
-    for _, path in items:
+def _cutouts(items: list[tuple[int, Path]], cache: Path | None = None) -> list[Cutout]:
+    """Catalogue cut-outs, skipping pictures whose mask is almost empty or almost everything.
+
+    ``cache``: an ``.npz`` of the masks (bit-packed, by product id), read when there and updated."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            known = {k: z[k] for k in z.files}
+    out, changed = [], False
+    for pid, path in items:
         img = Image.open(path).convert("RGB")
-        mask = catalogue_mask(img)
+        key = f"{pid}_{img.width}x{img.height}_{MASK_VERSION}"
+        if key in known:
+            mask = np.unpackbits(known[key])[: img.width * img.height].reshape(img.height, img.width).astype(bool)
+        else:
+            mask = catalogue_mask(img)
+            known[key], changed = np.packbits(mask), True
         if 0.02 <= mask.mean() <= 0.97 and (c := cutout(img, mask)) is not None:
             out.append(c)
+    if cache is not None and changed:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, **known)
+        os.replace(tmp, cache)
     return out
 
 
@@ -174,6 +192,7 @@ def _export(model: Any, size: int, path: Path) -> float:
                 opset_version=17,
                 dynamo=False,
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -205,13 +224,14 @@ def train_segmenter(
     lr: float = 3e-3,
     widths: tuple[int, ...] = WIDTHS,
     command: str | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train the garment segmenter; writes ``out_dir/lookalike-garment.onnx`` and its ``.json`` sidecar.
 
     ``views`` composites per training product make the pool; after every epoch a ``refresh`` fraction of
-    it is drawn anew. ``limit``: use only that many catalogue products (both splits). ``command``: how the
-    run was started, for the sidecar (default: this process's argv). Returns the report: IoU on held-out
-    composites, times, sizes.
+    it is drawn anew. ``limit``: use only that many catalogue products (both splits). ``cache_dir``: where
+    the catalogue masks are kept between runs. ``command``: how the run was started, for the sidecar
+    (default: this process's argv). Returns the report: IoU on held-out composites, times, sizes.
     """
     import torch
     import torch.nn.functional as F
@@ -225,7 +245,8 @@ def train_segmenter(
     items = _products(Path(datasets_dir), limit)
     train_items = [it for it in items if it[0] % 5 != 0]
     test_items = [it for it in items if it[0] % 5 == 0]
-    train_cuts, test_cuts = _cutouts(train_items), _cutouts(test_items)
+    cache = Path(cache_dir) / "garment-masks.npz" if cache_dir is not None else None
+    train_cuts, test_cuts = _cutouts(train_items, cache), _cutouts(test_items, cache)
     t_masks = time.perf_counter() - t_start
     say(f"masks: {len(train_cuts)} train / {len(test_cuts)} test cut-outs of {len(items)} products ({t_masks:.0f}s)")
     if not train_cuts or not test_cuts:
@@ -285,7 +306,7 @@ def train_segmenter(
     max_diff = _export(model, size, onnx_path)
     report = {
         "model": MODEL_NAME,
-        "architecture": f"U-Net-like, widths {list(widths)}, logits at half resolution",
+        "architecture": f"U-Net-like, widths {list(widths)}, global context, logits at half resolution",
         "parameters": n_params,
         "size": size,
         "epochs": epochs,
