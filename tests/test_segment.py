@@ -150,3 +150,15 @@ def test_shipped_model_finds_the_tshirt_in_a_phone_photo() -> None:
     assert centre.mean() > 0.7
     assert _border(prob, max(2, min(h, w) // 12)).mean() < 0.3
     assert centre.mean() - _border(prob, max(2, min(h, w) // 12)).mean() > 0.5
+
+
+def test_serving_and_training_modules_import_without_torch_or_a_model_load() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import lookalike.garment, lookalike.training.segment, lookalike.training.composite; "
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
