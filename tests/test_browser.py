@@ -300,6 +300,7 @@ def test_facet_counts_follow_the_other_filters(page: Any, products: list[dict[st
 
     page.select_option("select[name=colour]", "Silver")
     page.wait_for_function("() => document.querySelector('#browse-meta').textContent === '2 products'")
+    page.wait_for_function("() => document.querySelector('select[name=article_type] option[value=Jeans]').disabled")
     types = _option_labels(page, "article_type")
     silver = [r for r in products if r["colour"] == "Silver"]
     assert types["Watches"] == (f"Watches ({len(silver)})", False)
@@ -396,3 +397,159 @@ def test_phone_filter_change_brings_the_results_up(browser: Any, base_url: str) 
         " return r.top < innerHeight / 2 && r.bottom > 0; }"
     )
     context.close()
+
+
+# --- colour chips: "this, but in another colour" ------------------------------------------------------
+def _families(hits: list[dict[str, Any]]) -> list[str | None]:
+    from lookalike.colour import family_of
+
+    return [family_of(h["product"]["colour"]) for h in hits]
+
+
+def _chip(page: Any, family: str) -> Any:
+    return page.locator(f"#colour-chips .chip[data-family={family}]")
+
+
+def _is_search(response: Any) -> bool:
+    return response.url.endswith("/api/search") and response.request.method == "POST"
+
+
+# Chromium does not hand multipart bodies with a file to Playwright: the page's own fetch records the fields.
+_RECORD_FORMS = """(() => {
+    const send = window.fetch;
+    window.sentForms = [];
+    window.fetch = (input, init = {}) => {
+        if (init.body instanceof FormData) {
+            const fields = [...init.body.entries()].filter(([, value]) => typeof value === "string");
+            window.sentForms.push(Object.fromEntries(fields));
+        }
+        return send(input, init);
+    };
+})()"""
+
+
+def _last_form(page: Any) -> dict[str, str]:
+    """The text fields of the last multipart request the page sent."""
+    return page.evaluate("() => window.sentForms[window.sentForms.length - 1]")
+
+
+def test_colour_chips_re_rank_a_photo_search(page: Any) -> None:
+    page.add_init_script(_RECORD_FORMS)
+    page.goto("/")
+    with page.expect_response(_is_search) as first:
+        page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    before = _wait_for_results(page)
+    body = first.value.json()
+    seen = body["colour"]["detected"]
+    assert seen and body["colour"]["ranked_by"] == seen and body["colour"]["source"] == "detected"
+    assert page.locator("#colour-bar").is_visible()
+    assert page.locator("#colour-chips .chip").count() == len(body["colour"]["families"]) == 12
+    assert page.locator("#colour-chips .chip.is-seen").get_attribute("data-family") == seen
+    assert _chip(page, seen).get_attribute("aria-pressed") == "true"
+    assert _chip(page, seen).locator(".chip-tag").inner_text().lower() == "seen"
+    assert page.locator("#colour-chips .chip[aria-pressed=true]").count() == 1
+    assert page.locator("label.field", has_text="Colour is").count() == 1  # the exact filter reads apart
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "browser-colour-chips.png"))
+
+    wanted = "black"
+    assert wanted != seen
+    with page.expect_response(_is_search) as second:
+        _chip(page, wanted).click()
+    after = _wait_for_results(page, previous=before)
+    assert _last_form(page)["prefer_colour"] == wanted
+    ranked = second.value.json()
+    assert ranked["colour"]["ranked_by"] == wanted and ranked["colour"]["source"] == "preference"
+    top = 8
+    assert _families(ranked["hits"])[:top].count(wanted) > _families(body["hits"])[:top].count(wanted)
+    assert _chip(page, wanted).get_attribute("aria-pressed") == "true"
+    assert _chip(page, seen).get_attribute("aria-pressed") == "false"
+    assert page.locator("#colour-chips .chip.is-seen").get_attribute("data-family") == seen  # still seen
+    assert wanted in page.locator("#colour-status").inner_text()
+    assert page.locator("#colour-reset").is_visible()
+
+    with page.expect_response(_is_search):  # the seen colour again: back to it
+        _chip(page, seen).click()
+    assert _wait_for_results(page, previous=after) == before
+    assert "prefer_colour" not in _last_form(page)
+    assert _chip(page, seen).get_attribute("aria-pressed") == "true"
+    assert page.locator("#colour-reset").is_hidden()
+
+    _chip(page, "brown").focus()  # keyboard: the chips are buttons
+    with page.expect_response(_is_search) as fourth:
+        page.keyboard.press("Enter")
+    _wait_for_results(page, previous=before)
+    assert fourth.value.json()["colour"]["ranked_by"] == "brown"
+    assert _chip(page, "brown").get_attribute("aria-pressed") == "true"
+    with page.expect_response(_is_search):
+        page.click("#colour-reset")
+    assert _wait_for_results(page) == before
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_match_colour_off_sends_colour_rank_false(page: Any) -> None:
+    page.add_init_script(_RECORD_FORMS)
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "shirt.jpg"))
+    before = _wait_for_results(page)
+    with page.expect_response(_is_search) as off:
+        page.click("#colour-rank")
+    page.wait_for_function("() => document.querySelector('#results').getAttribute('aria-busy') === 'false'")
+    assert _last_form(page)["colour_rank"] == "false"
+    body = off.value.json()
+    assert body["colour"]["ranked_by"] is None and body["hits"]
+    assert all(h["colour_match"] is None for h in body["hits"])
+    assert page.locator("#colour-chips .chip[aria-pressed=true]").count() == 0
+    assert page.locator("#colour-chips .chip:not([disabled])").count() == 0
+    assert "off" in page.locator("#colour-status").inner_text()
+    with page.expect_response(_is_search) as on:
+        page.click("#colour-rank")
+    assert _wait_for_results(page) == before
+    assert "colour_rank" not in _last_form(page)
+    assert all(h["colour_match"] is not None for h in on.value.json()["hits"])
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_colour_chips_on_a_more_like_this_search(page: Any, products: list[dict[str, str]]) -> None:
+    from lookalike.colour import family_of
+
+    blue = next(r for r in products if r["article_type"] == "Jeans" and family_of(r["colour"]) == "blue")
+    page.goto(f"/#product/{blue['id']}")
+    before = _wait_for_results(page)
+    assert page.locator("#colour-chips .chip.is-seen").get_attribute("data-family") == "blue"  # its own colour
+    assert _chip(page, "blue").get_attribute("aria-pressed") == "true"
+    with page.expect_response(_is_search) as ranked:
+        _chip(page, "black").click()
+    _wait_for_results(page, previous=before)
+    sent = ranked.value.request.post_data_json
+    assert sent["product_id"] == blue["id"] and sent["colour"] == "black" and "colour_rank" not in sent
+    assert ranked.value.json()["colour"]["source"] == "preference"
+    assert _chip(page, "black").get_attribute("aria-pressed") == "true"
+    assert page.locator("#colour-chips .chip.is-seen").get_attribute("data-family") == "blue"  # remembered
+    with page.expect_response(_is_search) as back:
+        _chip(page, "blue").click()
+    assert _wait_for_results(page) == before
+    assert "colour" not in back.value.request.post_data_json
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_facet_counts_come_from_the_api(page: Any, products: list[dict[str, str]]) -> None:
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto("/#browse")
+    page.wait_for_function("() => document.querySelectorAll('select[name=colour] option').length > 1")
+    with page.expect_response(lambda r: "/api/facets?" in r.url and "gender=Women" in r.url) as facets:
+        page.select_option("select[name=gender]", "Women")
+    assert facets.value.ok
+    women = [r for r in products if r["gender"] == "Women"]
+    shirts = f"Tshirts ({sum(r['article_type'] == 'Tshirts' for r in women)})"
+    page.wait_for_function(
+        "t => document.querySelector('select[name=article_type] option[value=Tshirts]').textContent === t", arg=shirts
+    )
+    types = _option_labels(page, "article_type")
+    for value, (label, disabled) in types.items():
+        n = sum(r["article_type"] == value for r in women)
+        assert (label, disabled) == (f"{value} ({n})", n == 0)
+    men = sum(r["gender"] == "Men" for r in products)
+    assert _option_labels(page, "gender")["Men"] == (f"Men ({men})", False)  # its own filter left out
+    assert not [u for u in asked if "/api/products?" in u and "limit=200" in u]  # no reading every product

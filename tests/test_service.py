@@ -691,6 +691,60 @@ def test_facets(client: TestClient, tiny_rows: list[dict[str, str]]) -> None:
     assert body["price"] == {"min": min(prices), "max": max(prices)}
 
 
+def _facet_counts(body: dict[str, Any], name: str) -> dict[str, int]:
+    return {f["value"].lower(): f["count"] for f in body["fields"][name]}
+
+
+def _brute_counts(rows: list[dict[str, str]], name: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row[name]:
+            counts[row[name].lower()] = counts.get(row[name].lower(), 0) + 1
+    return counts
+
+
+def test_facets_follow_the_other_filters(client: TestClient, tiny_rows: list[dict[str, str]]) -> None:
+    jeans = [r for r in tiny_rows if r["article_type"] == "Jeans"]
+    body = client.get("/api/facets", params={"article_type": "jeans", "colour": "BLACK"}).json()
+    both = [r for r in jeans if r["colour"] == "Black"]
+    assert body["total"] == len(both) and len(both) < len(jeans)
+    prices = [float(r["price"]) for r in both]
+    assert body["price"] == {"min": min(prices), "max": max(prices)}
+    # a filtered field counts over the other filters only: its other values stay on offer
+    assert _facet_counts(body, "colour") == _brute_counts(jeans, "colour") and len(_brute_counts(jeans, "colour")) > 1
+    black = [r for r in tiny_rows if r["colour"] == "Black"]
+    assert _facet_counts(body, "article_type") == _brute_counts(black, "article_type")
+    assert _facet_counts(body, "gender") == _brute_counts(both, "gender")  # unfiltered fields: all filters
+
+
+def test_facets_take_a_price_range_and_any_of_several_values(
+    client: TestClient, tiny_rows: list[dict[str, str]]
+) -> None:
+    params = {"article_type": ["Jeans", "Watches"], "min_price": 40, "max_price": 80}
+    body = client.get("/api/facets", params=params).json()
+    in_range = [r for r in tiny_rows if 40 <= float(r["price"]) <= 80]
+    picked = [r for r in in_range if r["article_type"] in ("Jeans", "Watches")]
+    assert body["total"] == len(picked) > 0
+    assert _facet_counts(body, "article_type") == _brute_counts(in_range, "article_type")
+    assert _facet_counts(body, "brand") == _brute_counts(picked, "brand")
+    assert body["price"]["min"] >= 40 and body["price"]["max"] <= 80
+
+
+def test_facets_of_filters_that_match_nothing(client: TestClient, tiny_rows: list[dict[str, str]]) -> None:
+    body = client.get("/api/facets", params={"brand": "no such brand"}).json()
+    assert body["total"] == 0 and body["price"] is None
+    assert _facet_counts(body, "brand") == _brute_counts(tiny_rows, "brand")  # its own filter is left out
+    assert body["fields"]["gender"] == []
+    _assert_error(client.get("/api/facets", params={"min_price": -1}), 422)
+
+
+def test_openapi_lists_the_facet_filters(client: TestClient) -> None:
+    op = client.get("/openapi.json").json()["paths"]["/api/facets"]["get"]
+    names = {p["name"] for p in op["parameters"] if p["in"] == "query"}
+    assert names == {"category", "subcategory", "article_type", "gender", "colour", "brand", "min_price", "max_price"}
+    assert "422" in op["responses"]
+
+
 # --- admin: add, update, delete ---------------------------------------------------------------------
 def test_admin_routes_are_403_without_a_configured_token(client: TestClient, tiny_rows: list[dict]) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -7,6 +7,7 @@ Milvus cluster). The catalogue test suite runs against both.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -15,7 +16,7 @@ import numpy as np
 
 from lookalike.product import Filters, Product
 
-__all__ = ["CatalogBackend", "ScoredProducts", "StoredState", "UpsertItem"]
+__all__ = ["CatalogBackend", "ScoredProducts", "StoredState", "UpsertItem", "without_field"]
 
 ScoredProducts = list[tuple[Product, float]]
 
@@ -40,6 +41,13 @@ class UpsertItem:
     image_file: str | None = None
 
 
+def without_field(filters: Filters | None, name: str) -> Filters | None:
+    """``filters`` without the filter on ``name``: what the facet counts of ``name`` are over."""
+    if filters is None or getattr(filters, name, None) in (None, "", ()):
+        return filters
+    return dataclasses.replace(filters, **{name: None})
+
+
 @runtime_checkable
 class CatalogBackend(Protocol):
     """Products, their vectors and filtered nearest-neighbour search."""
@@ -54,7 +62,9 @@ class CatalogBackend(Protocol):
 
     def iter_ids(self) -> Any: ...
 
-    def facets(self, fields: Sequence[str] = ...) -> dict[str, list[tuple[Any, Any]]]: ...
+    def facets(self, fields: Sequence[str] = ..., filters: Filters | None = None) -> dict[str, list[tuple[Any, Any]]]:
+        """Each field's values and counts over the products passing every filter but the field's own
+        (``filters`` minus that field, see :func:`without_field`), and ``"price"``: the (min, max) over all."""
 
     def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]: ...
 

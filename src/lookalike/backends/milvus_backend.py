@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.backends.base import ScoredProducts, StoredState, UpsertItem
+from lookalike.backends.base import ScoredProducts, StoredState, UpsertItem, without_field
 from lookalike.backends.milvus_client import IndexConfig, calling, redact
 from lookalike.backends.milvus_schema import (
     ERRORS_SUFFIX,
@@ -243,34 +243,54 @@ class MilvusBackend:
         for row in self._scan([]):
             yield str(row["id"])
 
-    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[Any, Any]]]:
-        """Distinct values (case-insensitive) and counts, and the price range, like ``ProductStore.facets``.
+    def facets(
+        self, fields: Sequence[str] = FILTER_FIELDS, filters: Filters | None = None
+    ) -> dict[str, list[tuple[Any, Any]]]:
+        """Distinct values (case-insensitive) and counts, and the price range, like ``ProductStore.facets``:
+        a field's counts are over the products passing every filter but its own, the price range over all.
 
-        Counted in Python over a scan of the collection: fine for thousands of products, a full read
-        for millions. A group's label is its most frequent spelling.
+        Counted in Python over scans of the collection (one per filter expression: the active filters, and
+        the active filters less each filtered field): fine for thousands of products, a full read for
+        millions. A group's label is its most frequent spelling.
         """
         for name in fields:
             if name not in FILTER_FIELDS:
                 raise InvalidQueryError(f"unknown facet field {name!r}")
+        everything = filter_expression(filters)
+        by_expr: dict[str, list[str]] = {everything: []}  # expression -> the fields counted over it
+        for name in fields:
+            by_expr.setdefault(filter_expression(without_field(filters, name)), []).append(name)
+        out: dict[str, list[tuple[Any, Any]]] = {}
+        price: list[tuple[Any, Any]] = []
+        for expr, names in by_expr.items():
+            counted = self._value_counts(names, expr, price=expr == everything)
+            price = counted.pop("price", price)
+            out.update(counted)
+        return {**{name: out[name] for name in fields}, "price": price}
+
+    def _value_counts(self, fields: Sequence[str], expr: str, price: bool = False) -> dict[str, list[tuple[Any, Any]]]:
+        """``fields``' distinct values (folded) and counts over the rows matching ``expr``, most common first;
+        with ``price``, also ``"price"``: the price range of those rows."""
         counts: dict[str, Counter[str]] = {name: Counter() for name in fields}
         spellings: dict[str, dict[str, Counter[str]]] = {name: {} for name in fields}
         low = high = None
-        for row in self._scan([*fields, "price"]):
+        for row in self._scan([*fields, "price"] if price else fields, expr):
             for name in fields:
                 value = row.get(name)
                 if value:
                     key = fold(value)
                     counts[name][key] += 1
                     spellings[name].setdefault(key, Counter())[value] += 1
-            price = row.get("price")
-            if price is not None:
-                low = price if low is None else min(low, price)
-                high = price if high is None else max(high, price)
+            cost = row.get("price")
+            if cost is not None:
+                low = cost if low is None else min(low, cost)
+                high = cost if high is None else max(high, cost)
         out: dict[str, list[tuple[Any, Any]]] = {}
         for name in fields:
             pairs = [(spellings[name][key].most_common(1)[0][0], n) for key, n in counts[name].items()]
             out[name] = sorted(pairs, key=lambda p: (-p[1], p[0]))
-        out["price"] = [("min", low), ("max", high)] if low is not None else []
+        if price:
+            out["price"] = [("min", low), ("max", high)] if low is not None else []
         return out
 
     def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:

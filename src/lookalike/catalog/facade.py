@@ -360,9 +360,12 @@ class Catalog:
     def count(self, filters: Filters | None = None) -> int:
         return self.backend.count(filters)
 
-    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[Any, Any]]]:
-        """Distinct values and counts of the filter fields (and the price range)."""
-        return self.backend.facets(fields)
+    def facets(
+        self, fields: Sequence[str] = FILTER_FIELDS, filters: Filters | None = None
+    ) -> dict[str, list[tuple[Any, Any]]]:
+        """Distinct values and counts of the filter fields (and the price range); with ``filters``, each
+        field's counts are over the products passing every filter but its own."""
+        return self.backend.facets(fields, filters)
 
     def info(self) -> dict[str, Any]:
         folders = {self.images_dir}

@@ -385,9 +385,11 @@ class PriceRange(BaseModel):
 class FacetsOut(BaseModel):
     """Distinct values (most common first) and counts of each filter field, and the price range."""
 
-    total: int = Field(description="Products in the catalogue.")
-    fields: dict[str, list[FacetValue]]
-    price: PriceRange | None = None
+    total: int = Field(description="Products matching the filters (all of them: the catalogue's size).")
+    fields: dict[str, list[FacetValue]] = Field(
+        description="Each field's values and counts over the products matching every filter but the field's own."
+    )
+    price: PriceRange | None = Field(default=None, description="The price range of the products matching the filters.")
 
 
 class HealthOut(BaseModel):

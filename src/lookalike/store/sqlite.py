@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.backends.base import StoredState, UpsertItem
+from lookalike.backends.base import StoredState, UpsertItem, without_field
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
 
@@ -182,18 +182,38 @@ class ProductStore:
         rows = self._conn().execute(f"SELECT rowid FROM products {where}", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def facets(self, fields: Sequence[str] = FILTER_FIELDS) -> dict[str, list[tuple[str, int]]]:
-        out: dict[str, list[tuple[str, int]]] = {}
-        conn = self._conn()
+    def facets(
+        self, fields: Sequence[str] = FILTER_FIELDS, filters: Filters | None = None
+    ) -> dict[str, list[tuple[Any, Any]]]:
+        """Each field's distinct values (case-insensitive, most common first) with counts, and the price range.
+
+        With ``filters``, a field's counts are over the products that pass every filter but that field's own
+        (so the other values of a filtered field stay on offer); the price range is over all of them.
+        """
         for name in fields:
             if name not in FILTER_FIELDS:
                 raise InvalidQueryError(f"unknown facet field {name!r}")
-            rows = conn.execute(
-                f"SELECT {name}, COUNT(*) AS n FROM products WHERE {name} IS NOT NULL AND {name} != '' "
-                f"GROUP BY {name} COLLATE NOCASE ORDER BY n DESC, {name}"
-            )
-            out[name] = [(r[0], int(r[1])) for r in rows]
-        row = conn.execute("SELECT MIN(price), MAX(price) FROM products").fetchone()
+        out: dict[str, list[tuple[Any, Any]]] = {}
+        conn = self._conn()
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")  # one consistent snapshot for every count
+        try:
+            for name in fields:
+                where, params = self._where(without_field(filters, name))
+                present = f"{name} IS NOT NULL AND {name} != ''"
+                where = f"{where} AND {present}" if where else f"WHERE {present}"
+                rows = conn.execute(
+                    f"SELECT {name}, COUNT(*) AS n FROM products {where} "
+                    f"GROUP BY {name} COLLATE NOCASE ORDER BY n DESC, {name}",
+                    params,
+                )
+                out[name] = [(r[0], int(r[1])) for r in rows]
+            where, params = self._where(filters)
+            row = conn.execute(f"SELECT MIN(price), MAX(price) FROM products {where}", params).fetchone()
+        finally:
+            if own:
+                conn.execute("COMMIT")
         out["price"] = [("min", row[0]), ("max", row[1])] if row[0] is not None else []
         return out
 

@@ -1,6 +1,7 @@
 // lookalike web page: search by photo, URL or product; browse the catalogue. No build step.
 
 import { abort, api } from "./api.js";
+import { colourRequest, hideColours, restoreColours, showColours, wireColours } from "./colour.js";
 import { currentFilters, currentK, formatPrice, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -152,14 +153,15 @@ function searchRequest(query) {
     const form = new FormData();
     form.append("image", query.file, query.file.name || "pasted-image");
     form.append("k", String(k));
-    for (const [name, value] of Object.entries(filters)) form.append(name, String(value));
+    const fields = { ...filters, ...colourRequest(query, "prefer_colour") }; // a preference, or colour_rank=false
+    for (const [name, value] of Object.entries(fields)) form.append(name, String(value));
     return { method: "POST", body: form };
   }
   const body = query.type === "url" ? { url: query.url } : { product_id: query.id };
   return {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ...body, k, filters }),
+    body: JSON.stringify({ ...body, k, filters, ...colourRequest(query) }),
   };
 }
 
@@ -169,6 +171,7 @@ async function runSearch(query, { scroll = true } = {}) {
     query.preview = URL.createObjectURL(query.file);
     state.previews.add(query.preview);
   }
+  if (query !== state.shown) hideColours(); // the chips were the other search's
   state.query = query;
   clearError();
   showQuery(query);
@@ -181,6 +184,7 @@ async function runSearch(query, { scroll = true } = {}) {
     const result = await api("search", "/api/search", searchRequest(query));
     grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit.score, pickProduct)));
     state.shown = query;
+    showColours(query, result.colour);
     releasePreviews();
     const n = result.count;
     state.shownMeta = n === 0
@@ -200,6 +204,7 @@ async function runSearch(query, { scroll = true } = {}) {
     }
     if (state.shown) {
       showQuery(state.shown);
+      restoreColours();
       $("#results-meta").textContent = state.shownMeta;
     } else {
       $("#query-summary").hidden = true;
@@ -291,6 +296,7 @@ function showIntro() {
   $("#search-empty").hidden = false;
   $("#results-meta").textContent = "";
   $("#url-input").value = "";
+  hideColours();
   releasePreviews();
 }
 
@@ -437,5 +443,6 @@ function wireControls() {
 
 wireInputs();
 wireControls();
+wireColours((query) => runSearch(query, { scroll: false }));
 loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));
 route();

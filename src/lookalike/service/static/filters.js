@@ -4,8 +4,6 @@ import { api } from "./api.js";
 
 const $ = (selector) => document.querySelector(selector);
 export const FILTERS = ["category", "article_type", "gender", "colour", "brand"];
-let catalogueSize = NaN; // from /api/facets
-let facetRows = null; // Promise of every product's filter fields, read once a filter is first set
 
 export function currentFilters() {
   const form = $("#filters");
@@ -32,14 +30,17 @@ export function updateFilterCount() {
   badge.hidden = n === 0;
 }
 
-// Facet counts follow the other active filters: a field's counts are over the products that match every
-// active filter but its own, as the server filters (values compared case-insensitively, ASCII only, like
-// SQLite's NOCASE). /api/facets counts the whole catalogue, so for a catalogue of up to FACET_LIMIT products
-// the page reads every product's filter fields once (when a filter is first set) and counts here; for a
-// larger one it shows no counts while other filters are active, rather than whole-catalogue counts that
-// would not hold.
-const FACET_LIMIT = 2000;
+// Facet counts follow the other active filters: /api/facets, asked with the active filters, counts each
+// field over the products that match every filter but its own (values compared case-insensitively, ASCII
+// only, like SQLite's NOCASE), so a chosen colour still shows how many products the other colours have.
 const fold = (value) => String(value).replace(/[A-Z]/g, (c) => c.toLowerCase());
+let pricePlaceholders = null; // the whole catalogue's price range, for the price boxes
+
+function filterParams(filters) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(filters)) params.append(name, String(value));
+  return params;
+}
 
 /** The filters' values and counts from /api/facets; rejects with an ApiError when they are unavailable. */
 export async function loadFacets() {
@@ -49,85 +50,52 @@ export async function loadFacets() {
     for (const name of FILTERS) {
       const select = form.elements[name];
       const values = facets.fields[name] || [];
-      for (const { value, count } of values) {
+      for (const { value } of values) {
         const option = document.createElement("option");
         option.value = value;
-        option.dataset.count = String(count);
+        option.textContent = value;
         select.append(option);
       }
       select.closest(".field").hidden = values.length === 0;
     }
     if (facets.price) {
       $("#price-range").hidden = false;
-      form.elements.min_price.placeholder = `Min ${formatPrice(facets.price.min)}`;
-      form.elements.max_price.placeholder = `Max ${formatPrice(facets.price.max)}`;
+      pricePlaceholders = [`Min ${formatPrice(facets.price.min)}`, `Max ${formatPrice(facets.price.max)}`];
     }
     $("#catalog-size").textContent = `${facets.total.toLocaleString()} products`;
-    catalogueSize = facets.total;
-    await updateFacetCounts();
+    if (Object.keys(currentFilters()).length) await updateFacetCounts(); // a price the browser kept
+    else showCounts(facets);
   } catch (err) {
     if (err.name !== "AbortError") throw err;
   }
 }
 
-async function loadFacetRows(total) {
-  // Every product's filter fields, for the counts; null when they cannot be read (the counts then say less).
-  const rows = [];
-  try {
-    for (let offset = 0; offset < total; offset += 200) {
-      const page = await api("facet-rows", `/api/products?offset=${offset}&limit=200`);
-      for (const product of page.items) {
-        const row = { price: product.price };
-        for (const name of FILTERS) row[name] = product[name] == null ? null : fold(product[name]);
-        rows.push(row);
-      }
-      if (page.items.length === 0) break;
-    }
-  } catch {
-    return null;
-  }
-  return rows;
-}
-
-function rowMatches(row, filters, except) {
-  for (const [name, value] of Object.entries(filters)) {
-    if (name === except) continue;
-    if (name === "min_price") {
-      if (row.price == null || row.price < value) return false;
-    } else if (name === "max_price") {
-      if (row.price == null || row.price > value) return false;
-    } else if (row[name] !== fold(value)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-export async function updateFacetCounts() {
-  const filters = currentFilters();
-  if (Object.keys(filters).length && facetRows === null && Number.isFinite(catalogueSize)) {
-    facetRows = catalogueSize <= FACET_LIMIT ? loadFacetRows(catalogueSize) : Promise.resolve(null);
-  }
-  const rows = Object.keys(filters).length ? await facetRows : null;
+function showCounts(facets) {
+  // Each option's count (null: unknown, shown without one); an option nothing would match is not offered.
   const form = $("#filters");
   for (const name of FILTERS) {
-    const others = Object.keys(filters).some((other) => other !== name);
-    let counts = null; // value (folded) -> count, over the products matching the other filters
-    if (rows && others) {
-      counts = new Map();
-      for (const row of rows) {
-        const value = row[name];
-        if (value != null && rowMatches(row, filters, name)) counts.set(value, (counts.get(value) || 0) + 1);
-      }
-    }
-    const select = form.elements[name];
-    for (const option of select.options) {
+    const counts = facets && new Map((facets.fields[name] || []).map((f) => [fold(f.value), f.count]));
+    for (const option of form.elements[name].options) {
       if (!option.value) continue;
-      let count = Number(option.dataset.count); // the whole catalogue's count
-      if (others) count = counts ? counts.get(fold(option.value)) || 0 : null;
+      const count = counts ? counts.get(fold(option.value)) || 0 : null;
       option.textContent = count == null ? option.value : `${option.value} (${count.toLocaleString()})`;
-      option.disabled = count === 0 && !option.selected; // nothing would match: not offered
+      option.disabled = count === 0 && !option.selected;
     }
+  }
+  const price = facets?.price; // the range of the products the filters match; none match: the catalogue's
+  const [low, high] = price
+    ? [`Min ${formatPrice(price.min)}`, `Max ${formatPrice(price.max)}`]
+    : pricePlaceholders || ["Min", "Max"];
+  form.elements.min_price.placeholder = low;
+  form.elements.max_price.placeholder = high;
+}
+
+/** Recount the facets for the active filters (a newer call supersedes an older one). */
+export async function updateFacetCounts() {
+  try {
+    showCounts(await api("facet-counts", `/api/facets?${filterParams(currentFilters())}`));
+  } catch (err) {
+    if (err.name !== "AbortError") showCounts(null); // counts unknown: every value stays on offer
   }
 }
 
