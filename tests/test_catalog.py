@@ -16,6 +16,7 @@ from lookalike import Catalog, Filters, Hit, Product, read_csv, read_folder
 from lookalike.catalog.prepare import normalise as _normalise
 from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, merge_views, rank
 from lookalike.colour import family_of
+from lookalike.colour.ranking import DEFAULT_KIND_WEIGHT
 from lookalike.errors import (
     CatalogError,
     CatalogExistsError,
@@ -140,9 +141,9 @@ def test_colour_ranking_orders_by_similarity_plus_colour_agreement(built_catalog
     assert result.colour_source == "detected" and result.colour == result.detected.family
     keys = [h.order_key for h in result.hits]
     assert keys == sorted(keys, reverse=True)
-    w = built_catalog.colour_weight
-    for h in result.hits:
-        assert h.rank_score == pytest.approx(h.score + w * h.colour_match, abs=1e-5)
+    w, kw = built_catalog.colour_weight, DEFAULT_KIND_WEIGHT
+    for h in result.hits:  # similarity + colour agreement + a kind vote of at most kw
+        assert h.score + w * h.colour_match - 1e-5 <= h.rank_score <= h.score + w * h.colour_match + kw + 1e-5
     off = built_catalog.search_result(picture, k=8, colour_rank=False)
     assert off.colour is None and all(h.colour_match is None for h in off.hits)
     assert [h.score for h in off.hits] == sorted((h.score for h in off.hits), reverse=True)

@@ -253,3 +253,24 @@ def test_train_draws_a_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path, cap
     assert ("2/2" in err and "epoch 2 loss 0.5" in err) == bar  # the bar, drawn once at the end off a terminal
     assert ("[train] epoch 1 step 1/2" in err) == (not bar)
     assert (tmp_path / "run" / "warnings.txt").read_text() == "a warning that matters"  # the exporter's noise dropped
+
+
+def test_search_colour_preference_switch_and_exact_filter_are_apart(cli_catalog, capsys):
+    photo = PHOTOS / "tshirt.jpg"
+    code, out, _ = run(capsys, "search", cli_catalog, photo, "-k", "24", "--json")
+    seen = json.loads(out)
+    assert code == 0 and seen["colour"]["source"] == "detected" and seen["colour"]["detected"]
+    code, out, _ = run(capsys, "search", cli_catalog, photo, "-k", "24", "--json", "--colour", "Navy Blue")
+    asked = json.loads(out)
+    assert code == 0 and asked["colour"] == {
+        "ranked_by": "blue",
+        "source": "preference",
+        "detected": seen["colour"]["detected"],
+    }
+    assert len(asked["hits"]) == len(seen["hits"]) == 16  # every product still comes: not a filter
+    code, out, _ = run(capsys, "search", cli_catalog, photo, "-k", "5", "--json", "--no-colour-rank")
+    assert code == 0 and json.loads(out)["colour"]["ranked_by"] is None
+    code, out, _ = run(capsys, "search", cli_catalog, photo, "-k", "24", "--colour-is", "Blue")
+    assert code == 0 and " Blue " in out and " Black " not in out  # the exact filter
+    code, _, err = run(capsys, "search", cli_catalog, photo, "--colour", "sparkly")
+    assert code != 0 and "unknown colour" in err

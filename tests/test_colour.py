@@ -39,7 +39,7 @@ def test_a_preference_puts_all_mass_on_its_family_and_refuses_unknown_names() ->
 
 
 def test_features_follow_the_mask_not_the_background() -> None:
-    cfg = ColourFeatureCfg()
+    cfg = ColourFeatureCfg(white_points=(0.0,))  # the pixels as they are
     arr = np.zeros((80, 80, 3), dtype=np.uint8)
     arr[:] = (200, 20, 20)  # red background
     arr[20:60, 20:60] = (20, 20, 200)  # blue garment in the middle
@@ -51,6 +51,23 @@ def test_features_follow_the_mask_not_the_background() -> None:
     masked = colour_features(img, mask, cfg)
     assert float(masked @ blue) > 0.9 and float(masked @ red) < 0.3
     assert masked.shape == (cfg.dim,) and abs(float(masked @ masked) - 1.0) < 1e-5
+
+
+def test_the_white_patch_view_reads_a_dimly_lit_white_garment_as_white() -> None:
+    cfg = ColourFeatureCfg()
+    assert cfg.white_points == (0.0, 95.0) and cfg.dim == 2 * cfg.cells
+    dim_white = np.full((64, 64, 3), 150, np.uint8)  # a white shirt under a dim lamp: the brightest thing there
+    dim_white[:8] = 90  # a darker floor at the top
+    white = dim_white.copy()
+    white[8:] = 255
+    mask = np.zeros((64, 64), np.float32)
+    mask[8:] = 1
+    dim_f, white_f = (colour_features(Image.fromarray(a), mask, cfg) for a in (dim_white, white))
+    raw, patched = slice(0, cfg.cells), slice(cfg.cells, cfg.dim)
+    assert float(dim_f[raw] @ white_f[raw]) < 0.1  # as they are, grey is not white
+    assert float(dim_f[patched] @ white_f[patched]) > 0.99  # balanced, both are white
+    for part in (raw, patched):
+        assert abs(float(dim_f[part] @ dim_f[part]) - 1.0) < 1e-5
 
 
 def test_softmax_fit_separates_two_colours() -> None:

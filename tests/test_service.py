@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps, features
 
+from lookalike.colour import family_of
 from lookalike.product import Product
 from lookalike.service import ServiceSettings, create_app
 from lookalike.service.middleware import BodySizeLimitMiddleware
@@ -939,3 +940,34 @@ def test_serve_command_refuses_a_missing_catalogue(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nothing")])
     assert isinstance(result.exception, CatalogNotFoundError)
+
+
+def test_colour_preference_and_switch_through_json_and_multipart(
+    client: TestClient, tiny_rows: list[dict[str, str]]
+) -> None:
+    row = tiny_rows[5]
+    families = {r["id"]: family_of(r["colour"]) for r in tiny_rows}
+    wanted = next(f for f in families.values() if f not in (None, family_of(row["colour"])))
+    plain = _upload(client, _image_bytes(row), k="16").json()
+    assert plain["colour"]["source"] == "detected" and len(plain["colour"]["families"]) == 12
+    asked = _upload(client, _image_bytes(row), k="16", prefer_colour=wanted).json()
+    assert asked["colour"]["ranked_by"] == wanted and asked["colour"]["source"] == "preference"
+    assert asked["colour"]["detected"] == plain["colour"]["detected"]
+    n = sum(families[h["id"]] == wanted for h in asked["hits"])
+    assert 0 < n < len(asked["hits"]) == 16  # the wished colour comes up, the others are still there
+
+    def places(body: dict) -> list[int]:
+        return [i for i, h in enumerate(body["hits"]) if families[h["id"]] == wanted]
+
+    assert sum(places(asked)) < sum(places(plain))
+    off = _upload(client, _image_bytes(row), k="4", colour_rank="false").json()
+    assert off["colour"]["ranked_by"] is None and all(h["colour_match"] is None for h in off["hits"])
+    more = client.post("/api/search", json={"product_id": row["id"], "k": 16, "colour": wanted}).json()
+    assert more["colour"]["ranked_by"] == wanted and more["colour"]["source"] == "preference"
+    assert [h["colour_match"] for h in more["hits"]] == [
+        1.0 if families[h["id"]] == wanted else 0.0 for h in more["hits"]
+    ]
+    own = client.post("/api/search", json={"product_id": row["id"], "k": 4}).json()
+    assert own["colour"] == {**own["colour"], "ranked_by": family_of(row["colour"]), "source": "product"}
+    bad = client.post("/api/search", json={"product_id": row["id"], "colour": "sparkly"})
+    assert bad.status_code == 422 and "unknown colour" in bad.json()["detail"]

@@ -130,7 +130,8 @@ class Filters:
 class Hit:
     """One search result. ``score``: the similarity to the query; ``colour_match``: how well the product's
     colour fits the query's colour (0..1, None when no colour stage ran); hits are ordered by
-    ``rank_score`` (the similarity plus the weighted colour match; the similarity when no stage re-ranked)."""
+    ``rank_score`` (the similarity plus the weighted colour match and kind vote; the similarity when no stage
+    re-ranked)."""
 
     id: str
     score: float

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from lookalike.colour.families import family_index
-from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, agreement, rerank_order
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, agreement, kind_votes, rerank_order
 from lookalike.errors import CatalogError
 from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
 
@@ -54,6 +54,7 @@ class QueryContext:
     candidates: int = 0
     colour: np.ndarray | None = None
     colour_weight: float = DEFAULT_COLOUR_WEIGHT
+    kind_weight: float = DEFAULT_KIND_WEIGHT
 
     @property
     def depth(self) -> int:
@@ -96,8 +97,9 @@ def product_family(product: Product) -> int:
 
 
 def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
-    """Each list re-ranked by ``score + colour_weight × agreement`` with the query's colour
-    (:mod:`lookalike.colour.ranking`); unchanged when the query has no colour. Hits keep their similarity
+    """Each list re-ranked by ``score + kind_weight × kind vote + colour_weight × agreement`` with the query's
+    colour (:mod:`lookalike.colour.ranking`: the vote keeps the kind the nearest products share, the agreement
+    brings the query's colour up); unchanged when the query has no colour. Hits keep their similarity
     as ``score`` and carry ``colour_match`` (the agreement) and ``rank_score`` (what they are ordered by)."""
     if ctx.colour is None or ctx.colour_weight == 0:
         return ranked
@@ -108,8 +110,9 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
             continue
         fams = np.fromiter((product_family(h.product) for h in hits), dtype=np.int64, count=len(hits))
         scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
+        base = scores + np.float32(ctx.kind_weight) * kind_votes(scores, [h.product.article_type for h in hits])
         agree = agreement(ctx.colour, fams)
-        order, keys = rerank_order(scores, agree, ctx.colour_weight)
+        order, keys = rerank_order(base, agree, ctx.colour_weight)
         out.append(
             [
                 replace(hits[i], colour_match=float(agree[i]), rank_score=float(key))

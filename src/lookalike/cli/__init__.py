@@ -2,7 +2,8 @@
 
 :mod:`~lookalike.cli.options` holds what the commands share (consoles, option types, the exit-code
 boundary); :mod:`~lookalike.cli.catalog_cmds`, :mod:`~lookalike.cli.models_cmds`,
-:mod:`~lookalike.cli.eval_train` and :mod:`~lookalike.cli.serve_migrate` hold the commands. They are
+:mod:`~lookalike.cli.eval_train`, :mod:`~lookalike.cli.train_parts` and :mod:`~lookalike.cli.serve_migrate`
+hold the commands. They are
 registered here, in the order ``lookalike --help`` lists them.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from lookalike.cli import catalog_cmds, eval_train, models_cmds, serve_migrate
+from lookalike.cli import catalog_cmds, eval_train, models_cmds, serve_migrate, train_parts
 from lookalike.cli.options import run_app
 
 __all__ = ["app", "main"]
@@ -38,6 +39,8 @@ app.command()(catalog_cmds.delete)
 app.command()(serve_migrate.migrate)
 app.command("eval")(eval_train.eval_)
 app.command()(eval_train.train)
+app.command("train-segmenter")(train_parts.train_segmenter)
+app.command("train-colour")(train_parts.train_colour)
 app.command()(serve_migrate.serve)
 
 

@@ -47,9 +47,11 @@ class ColourDetector:
 
 @lru_cache(maxsize=1)
 def default_colour_detector() -> ColourDetector:
-    """The shipped colour head over the shipped garment segmenter's mask."""
+    """The shipped colour head over the shipped garment segmenter's mask (:mod:`lookalike.garment`)."""
     return ColourDetector(default_colour_model(), _default_mask_fn())
 
 
-def _default_mask_fn() -> MaskFn | None:
-    return None
+def _default_mask_fn() -> MaskFn:
+    from lookalike.garment import default_segmenter
+
+    return default_segmenter().predict

@@ -14,17 +14,20 @@ from lookalike.colour.families import FAMILIES, family_index
 
 __all__ = [
     "DEFAULT_COLOUR_WEIGHT",
+    "DEFAULT_KIND_WEIGHT",
+    "KIND_VOTERS",
     "PREFERENCE_WEIGHT",
     "agreement",
+    "kind_votes",
     "preference_distribution",
     "rerank_order",
 ]
 
 #: Weight of colour agreement against cosine similarity, chosen on the training contributors' photos
 #: (docs/quality.md, "Colour-aware ranking").
-DEFAULT_COLOUR_WEIGHT = 0.15
+DEFAULT_COLOUR_WEIGHT = 0.3
 #: Weight when the shopper names the colour ("this, but in red"): the wish is certain, so it counts more.
-PREFERENCE_WEIGHT = 0.3
+PREFERENCE_WEIGHT = 0.5
 
 
 def preference_distribution(colour: str) -> np.ndarray:
@@ -51,3 +54,29 @@ def rerank_order(scores: np.ndarray, agree: np.ndarray, weight: float) -> tuple[
     new = np.asarray(scores, dtype=np.float32) + np.float32(weight) * np.asarray(agree, dtype=np.float32)
     order = np.argsort(-new, kind="stable")
     return order, new[order]
+
+
+#: Weight of the kind vote (see :func:`kind_votes`), chosen with the colour weight on the training
+#: contributors' photos.
+DEFAULT_KIND_WEIGHT = 0.1
+#: How many of the most similar candidates vote on the query's kind.
+KIND_VOTERS = 20
+
+
+def kind_votes(scores: np.ndarray, kinds: list[str | None], voters: int = KIND_VOTERS) -> np.ndarray:
+    """For each candidate, the similarity-weighted share of the top ``voters`` candidates that are of its kind
+    (its article type): what the nearest products agree the query is. A candidate of no known kind gets 0.
+
+    Colour re-ranking pulls in products of the right colour; the vote keeps them of the kind most of the
+    nearest products share (flip-flops stay with flip-flops)."""
+    s = np.asarray(scores, dtype=np.float32)
+    top = np.argsort(-s, kind="stable")[:voters]
+    weights: dict[str, float] = {}
+    for i in top:
+        kind = kinds[i]
+        if kind:
+            weights[kind] = weights.get(kind, 0.0) + max(float(s[i]), 0.0)
+    total = sum(weights.values())
+    if total <= 0:
+        return np.zeros(len(kinds), dtype=np.float32)
+    return np.array([weights.get(k, 0.0) / total if k else 0.0 for k in kinds], dtype=np.float32)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.colour.families import FAMILIES, family_index, family_of
-from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, agreement, rerank_order
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, agreement, kind_votes, rerank_order
 from lookalike.errors import SourceError
 from lookalike.evaluate.cache import EmbeddingCache
 from lookalike.evaluate.colour_metrics import ColourScores, colour_scores
@@ -212,6 +212,7 @@ def evaluate_colour_task(
     weight: float = DEFAULT_COLOUR_WEIGHT,
     query_flip: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    kind_weight: float = DEFAULT_KIND_WEIGHT,
 ) -> ColourTaskResult:
     """Rank ``task`` with ``extractor`` and the colour stage; ``query_colour(path)`` gives a photo's colour
     distribution (unused when the task knows its queries' colours)."""
@@ -238,7 +239,10 @@ def evaluate_colour_task(
     for i in range(len(idx)):
         valid = idx[i] >= 0
         cand = idx[i][valid]
-        order, _ = rerank_order(sims[i][valid], agreement(colours[i], fam_idx[cand]), weight)
+        base = sims[i][valid]
+        if kind_weight:
+            base = base + np.float32(kind_weight) * kind_votes(base, [task.gallery_types[j] for j in cand])
+        order, _ = rerank_order(base, agreement(colours[i], fam_idx[cand]), weight)
         ranked[i, : cand.size] = cand[order]
     args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k)
     return ColourTaskResult(
@@ -249,7 +253,12 @@ def evaluate_colour_task(
         without_colour=colour_scores(idx, *args),
         ranked=ranked[:, :k],
         query_colours=colours,
-        settings={"candidates": n_cand, "weight": weight, "query_flip": bool(query_flip and task.mirror)},
+        settings={
+            "candidates": n_cand,
+            "weight": weight,
+            "kind_weight": kind_weight,
+            "query_flip": bool(query_flip and task.mirror),
+        },
         seconds=time.perf_counter() - start,
     )
 

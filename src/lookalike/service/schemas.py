@@ -231,7 +231,8 @@ class HitOut(BaseModel):
     colour_match: float | None = Field(
         default=None,
         description="How well the product's colour fits the colour the search ranked by (0..1); absent when no "
-        "colour ranking ran. Hits are ordered by rank_score = score + weight x colour_match.",
+        "colour ranking ran. Hits are ordered by rank_score: score + weight x colour_match + a small vote for the "
+        "kind most of the nearest products share.",
     )
     rank_score: float | None = Field(default=None, description="What the hits are ordered by (with colour_match).")
     product: ProductOut

@@ -65,6 +65,44 @@ def _catalogue_mask(image: Image.Image, size: int) -> np.ndarray | None:
     return mask if mask.sum() > 0.005 * mask.size else None
 
 
+def composite_data(
+    datasets: Path,
+    cfg: ColourFeatureCfg,
+    mask: MaskFn,
+    views: int,
+    seed: int = 0,
+    limit: int | None = None,
+    cache_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of ``views`` phone-scene composites (:mod:`lookalike.training.composite`) of each
+    catalogue training product, each read through ``mask`` (the segmenter, as a query photo is)."""
+    from lookalike.training.composite import composite
+    from lookalike.training.segment import catalogue_cutouts
+
+    cat_dir = datasets / "fashion-product-images-224"
+    with open(cat_dir / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["id"]) % 5 != 0 and family_index(r["baseColour"]) >= 0]
+    if limit is not None:
+        rows = rows[:limit]
+    cache = cache_dir / "garment-masks.npz" if cache_dir is not None else None
+    pairs = catalogue_cutouts([(int(r["id"]), cat_dir / r["image"]) for r in rows], cache)
+    family = {int(r["id"]): family_index(r["baseColour"]) for r in rows}
+    others = [c for _, c in pairs]
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    total = views * len(pairs)
+    for v in range(views):
+        for i, (pid, cut) in enumerate(pairs):
+            picture, _ = composite(cut, rng, 128, others)
+            xs.append(colour_features(picture, mask(picture), cfg))
+            ys.append(family[pid])
+            done = v * len(pairs) + i + 1
+            if progress is not None and (done % 200 == 0 or done == total):
+                progress("composites", done, total)
+    return np.asarray(xs, dtype=np.float32).reshape(-1, cfg.dim), np.asarray(ys, dtype=np.int64)
+
+
 def colour_training_data(
     datasets: Path,
     cfg: ColourFeatureCfg,
@@ -118,24 +156,34 @@ def train_colour_head(
     cfg: ColourFeatureCfg | None = None,
     photo_mask: MaskFn | None = None,
     photo_weight: float = 20.0,
+    composites: int = 0,
     seed: int = 0,
     epochs: int = 300,
     limit: int | None = None,
+    cache_dir: Path | None = None,
     progress: ProgressFn | None = None,
     command: str = "",
 ) -> dict[str, Any]:
-    """Fit the colour head and write it to ``out`` (JSON); returns a summary."""
+    """Fit the colour head and write it to ``out`` (JSON); returns a summary. ``composites``: phone-scene
+    composites per catalogue product, read through ``photo_mask`` (needs it), added to the training data."""
     cfg = cfg or ColourFeatureCfg()
     start = time.perf_counter()
     data = colour_training_data(datasets, cfg, photo_mask, seed, limit, progress)
-    x = np.concatenate([data["cat_x"], data["photo_x"]])
-    y = np.concatenate([data["cat_y"], data["photo_y"]])
-    w = np.concatenate([np.ones(len(data["cat_y"])), np.full(len(data["photo_y"]), photo_weight)])
+    if composites > 0:
+        if photo_mask is None:
+            raise ValueError("composites need the photo mask (the segmenter) to read them")
+        comp_x, comp_y = composite_data(datasets, cfg, photo_mask, composites, seed, limit, cache_dir, progress)
+    else:
+        comp_x, comp_y = np.zeros((0, cfg.dim), np.float32), np.zeros(0, np.int64)
+    x = np.concatenate([data["cat_x"], comp_x, data["photo_x"]])
+    y = np.concatenate([data["cat_y"], comp_y, data["photo_y"]])
+    w = np.concatenate([np.ones(len(data["cat_y"]) + len(comp_y)), np.full(len(data["photo_y"]), photo_weight)])
     weights, bias = fit_softmax(x, y, w, epochs=epochs)
     model = ColourModel(weights, bias, cfg)
     train_acc = float((model.probabilities(x).argmax(axis=1) == y).mean()) if len(y) else 0.0
     summary = {
         "catalogue_items": len(data["cat_y"]),
+        "composites": len(comp_y),
         "photos": len(data["photo_y"]),
         "photo_weight": photo_weight,
         "photo_mask": "garment segmenter" if photo_mask else "centre prior",

@@ -29,7 +29,7 @@ from lookalike.errors import SourceError
 from lookalike.garment.mask import catalogue_mask
 from lookalike.training.composite import Cutout, composite, cutout
 
-__all__ = ["MEAN", "MODEL_NAME", "STD", "build_model", "make_composites", "train_segmenter"]
+__all__ = ["MEAN", "MODEL_NAME", "STD", "build_model", "catalogue_cutouts", "make_composites", "train_segmenter"]
 
 MODEL_NAME = "lookalike-garment"
 CATALOG_DATASET = "fashion-product-images-224"
@@ -92,8 +92,9 @@ def _products(datasets_dir: Path, limit: int | None) -> list[tuple[int, Path]]:
     return items
 
 
-def _cutouts(items: list[tuple[int, Path]], cache: Path | None = None) -> list[Cutout]:
-    """Catalogue cut-outs, skipping pictures whose mask is almost empty or almost everything.
+def catalogue_cutouts(items: list[tuple[int, Path]], cache: Path | None = None) -> list[tuple[int, Cutout]]:
+    """(product id, cut-out) of catalogue pictures, skipping those whose mask is almost empty or almost
+    everything.
 
     ``cache``: an ``.npz`` of the masks (bit-packed, by product id), read when there and updated."""
     known: dict[str, np.ndarray] = {}
@@ -110,13 +111,17 @@ def _cutouts(items: list[tuple[int, Path]], cache: Path | None = None) -> list[C
             mask = catalogue_mask(img)
             known[key], changed = np.packbits(mask), True
         if 0.02 <= mask.mean() <= 0.97 and (c := cutout(img, mask)) is not None:
-            out.append(c)
+            out.append((pid, c))
     if cache is not None and changed:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez(tmp, **known)
         os.replace(tmp, cache)
     return out
+
+
+def _cutouts(items: list[tuple[int, Path]], cache: Path | None = None) -> list[Cutout]:
+    return [c for _, c in catalogue_cutouts(items, cache)]
 
 
 def make_composites(cutouts: list[Cutout], seed: int, size: int, views: int = 1) -> tuple[np.ndarray, np.ndarray]:
