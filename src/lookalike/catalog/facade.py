@@ -29,7 +29,7 @@ from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
 from lookalike.catalog.query import ImageInput, SearchResult
 from lookalike.catalog.ranking import COLOUR_CANDIDATES, DEFAULT_STAGES, RankingStage
-from lookalike.catalog.text_query import FUSION, IMAGE_TEXT_WEIGHT, TEXT_BM25_WEIGHT
+from lookalike.catalog.text_query import FUSION, IMAGE_TEXT_WEIGHT, TEXT_BM25_WEIGHT, WORDS_COLOUR_WEIGHT
 from lookalike.colour.detect import ColourDetector, default_colour_detector
 from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT
 from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
@@ -76,6 +76,7 @@ class Catalog:
         self.text_fusion = FUSION
         self.text_weight = TEXT_BM25_WEIGHT
         self.image_text_weight = IMAGE_TEXT_WEIGHT
+        self.words_colour_weight = WORDS_COLOUR_WEIGHT
         self._text_encoder: Any = None
         self._article_types: tuple[int, tuple[str, ...]] | None = None
         self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES

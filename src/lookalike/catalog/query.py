@@ -65,6 +65,7 @@ class QueryHost(Protocol):
     text_fusion: str
     text_weight: float
     image_text_weight: float
+    words_colour_weight: float
 
     @property
     def extractor(self) -> Extractor: ...

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "RRF_K",
     "TEXT_BM25_WEIGHT",
+    "WORDS_COLOUR_WEIGHT",
     "TextIntent",
     "check_text",
     "fuse_ranked",
@@ -46,9 +47,11 @@ MAX_TEXT_LENGTH = 500
 #: How a text query fuses the vector and the BM25 lists: "weighted" (chosen) or "rrf".
 FUSION = "weighted"
 #: Weight of the normalised BM25 score against cosine similarity (docs/quality.md, "Words").
-TEXT_BM25_WEIGHT = 0.3
+TEXT_BM25_WEIGHT = 0.15
 #: Reciprocal-rank fusion's constant (for ``fusion="rrf"``).
 RRF_K = 60
+#: Weight of the colour stage when the colour comes from the words (docs/quality.md, "Words").
+WORDS_COLOUR_WEIGHT = 0.1
 #: Weight of the words' vector added to a picture's (docs/quality.md, "Words": photo plus words).
 IMAGE_TEXT_WEIGHT = 0.5
 

@@ -28,8 +28,9 @@ from lookalike.product import Filters, Hit, Product
 
 __all__ = ["TEXT_CANDIDATES", "search_texts", "search_words", "text_stages"]
 
-#: How many candidates each of a words query's lists (vector, BM25) holds before the fusion.
-TEXT_CANDIDATES = 100
+#: How many candidates a words query's lists hold before the fusion: the vector list at least this many (more
+#: when the colour stage re-ranks), the BM25 list this many.
+TEXT_CANDIDATES = 50
 
 
 def text_stages(stages: Sequence[RankingStage]) -> tuple[RankingStage, ...]:
@@ -46,11 +47,13 @@ def _words_colour(
     colour_rank: bool | None,
 ) -> tuple[np.ndarray | None, float, SearchResult]:
     """The colour plan of a query with words: a stated ``colour`` first, then the words' colour (source
-    "words"), else the picture's or product's as without words."""
-    if colour is None and intent.colour is not None:
+    "words"; weighted as a stated preference with a picture or product, by ``words_colour_weight`` for words
+    alone), else the picture's or product's as without words."""
+    alone = img is None and product is None
+    if colour is None and intent.colour is not None and (host.words_colour_weight > 0 or not alone):
         dist, weight, result = _colour_plan(host, img, product, intent.colour, colour_rank)
         result.colour_source = "words"
-        return dist, weight, result
+        return dist, host.words_colour_weight if alone else weight, result
     return _colour_plan(host, img, product, colour, colour_rank)
 
 
@@ -132,7 +135,8 @@ def _words_alone(
     vector_hits: list[Hit] = []
     if words_vec is not None:
         vector_hits = host.search_vectors(words_vec[None, :], k=ctx.depth, filters=filters)[0]
-    word_hits = [(Hit(p.id, s, p), s) for p, s in host.backend.text_search(text, ctx.depth, filters)]
+    depth = min(ctx.depth, TEXT_CANDIDATES)
+    word_hits = [(Hit(p.id, s, p), s) for p, s in host.backend.text_search(text, depth, filters)]
 
     def cosine_of(ids: list[str]) -> dict[str, float]:
         if words_vec is None:

@@ -78,7 +78,7 @@ class ProductStore:
         with self._write_lock:
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
-            ensure_text_index(conn)
+            ensure_text_index(conn, _row_to_product)
 
     # --- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lookalike.colour.families import family_of
@@ -93,9 +93,10 @@ def _has_table(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def ensure_text_index(conn: sqlite3.Connection) -> bool:
+def ensure_text_index(conn: sqlite3.Connection, to_product: Callable[[sqlite3.Row], Product]) -> bool:
     """Create (or rebuild, for another :data:`TEXT_INDEX_VERSION`) the word index of the products already
-    stored, in one write transaction; True when it was (re)built. Cheap when it is current (one row read)."""
+    stored (``to_product`` reads a ``products`` row), in one write transaction; True when it was (re)built.
+    Cheap when it is current (one row read)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'text_index'").fetchone()
     if row is not None and row[0] == TEXT_INDEX_VERSION and _has_table(conn):
         return False
@@ -107,11 +108,9 @@ def ensure_text_index(conn: sqlite3.Connection) -> bool:
             return False  # another process built it meanwhile
         conn.execute("DROP TABLE IF EXISTS products_fts")
         conn.execute(_CREATE)
-        from lookalike.store.sqlite import _row_to_product  # the store's row reader (imported when needed)
-
         cur = conn.execute("SELECT * FROM products ORDER BY rowid")
         while rows := cur.fetchmany(2048):
-            conn.executemany(_INSERT, [(int(r["rowid"]), *product_document(_row_to_product(r))) for r in rows])
+            conn.executemany(_INSERT, [(int(r["rowid"]), *product_document(to_product(r))) for r in rows])
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('text_index', ?)", (TEXT_INDEX_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
