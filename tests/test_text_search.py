@@ -73,7 +73,7 @@ def test_word_index_is_built_on_open_for_an_older_catalogue(built_catalog, tmp_p
         conn.execute("DROP TABLE products_fts")
         conn.execute("DELETE FROM meta WHERE key = 'text_index'")
     with Catalog.open(copy, extractor=built_catalog.extractor) as cat:
-        assert [p.id for p, _ in cat.backend.text_search("Guess chronograph", 3)][0] == "19265"
+        assert next(p.id for p, _ in cat.backend.text_search("Guess chronograph", 3)) == "19265"
 
 
 def test_filters_apply_to_the_word_search(built_catalog) -> None:
@@ -108,7 +108,7 @@ def test_weighted_fusion_scores_word_only_hits_by_their_exact_cosine() -> None:
     assert [h.id for h in fused] == ["c", "b", "a"]  # c 0.3+0.3, b 0.4+0.15, a 0.5
     assert fused[0].score == pytest.approx(0.6)
     assert [h.id for h in fuse_ranked(vec, [], lambda ids: {}, 2)] == ["a", "b"]  # no words: the vector list
-    assert [h.id for h in fuse_ranked(vec, words, lambda ids: {}, 3, "rrf")][0] == "b"  # in both lists
+    assert next(h.id for h in fuse_ranked(vec, words, lambda ids: {}, 3, "rrf")) == "b"  # in both lists
 
 
 def test_move_by_words_is_unit_length() -> None:

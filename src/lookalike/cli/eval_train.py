@@ -180,7 +180,6 @@ def _eval_text(datasets: Path | None, cache_dir: Path, out_dir: Path, seed: int,
     """``lookalike eval --task text``: task 4 on the test split with and without text, and BM25 alone."""
     import json
 
-
     from lookalike.evaluate.text_eval import run_text_eval
 
     say = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/]"))

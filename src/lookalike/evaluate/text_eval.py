@@ -172,22 +172,25 @@ def photo_words_eval(
         choices = [f for f in options if f != fam]
         asked.append(choices[(i * 7) % len(choices)])
     out: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="lookalike-photo-words-") as tmp:
-        with build_catalogue(Path(tmp) / "cat", products_of(grows, True, [None] * len(grows)), vecs) as cat:
+    products = products_of(grows, True, [None] * len(grows))
+    with (
+        tempfile.TemporaryDirectory(prefix="lookalike-photo-words-") as tmp,
+        build_catalogue(Path(tmp) / "cat", products, vecs) as cat,
+    ):
 
-            def share(run: Callable[[Path, str], Any]) -> float:
-                got = []
-                for path, types, want in zip(task.queries.paths, task.query_types, asked, strict=True):
-                    hits = run(path, want)
-                    got.append(
-                        sum(h.product.article_type in types and family_of(h.product.colour) == want for h in hits) / k
-                    )
-                return float(np.mean(got))
+        def share(run: Callable[[Path, str], Any]) -> float:
+            got = []
+            for path, types, want in zip(task.queries.paths, task.query_types, asked, strict=True):
+                hits = run(path, want)
+                got.append(
+                    sum(h.product.article_type in types and family_of(h.product.colour) == want for h in hits) / k
+                )
+            return float(np.mean(got))
 
-            out["photo alone"] = share(lambda p, c: cat.search(p, k=k))
-            out["photo + colour preference"] = share(lambda p, c: cat.search(p, k=k, colour=c))
-            for w in weights:
-                cat.image_text_weight = w
-                out[f"photo + 'in <colour>' a={w}"] = share(lambda p, c: cat.search(p, k=k, text=f"in {c}"))
+        out["photo alone"] = share(lambda p, c: cat.search(p, k=k))
+        out["photo + colour preference"] = share(lambda p, c: cat.search(p, k=k, colour=c))
+        for w in weights:
+            cat.image_text_weight = w
+            out[f"photo + 'in <colour>' a={w}"] = share(lambda p, c: cat.search(p, k=k, text=f"in {c}"))
     out["queries"] = float(len(task.query_families))
     return out

@@ -132,9 +132,8 @@ def _check_words(value: str | None) -> str | None:
 
 
 _WORDS_DESCRIPTION = (
-    "Words: alone ('navy blue shirt for men', searched by the text model and the products' words) or with an "
-    "image, url or product_id ('in red': the picture's search moved by the words). A colour named in the words "
-    "is the colour preference (unless 'colour' is given); a gender or article type named is a small bonus."
+    "Words: alone ('navy blue shirt for men') or moving an image, url or product_id search ('in red'). A colour "
+    "named is the colour preference (unless 'colour' is given); a gender or article type named, a small bonus."
 )
 _MAX_WORDS = 500
 
@@ -322,9 +321,7 @@ class QueryInfo(BaseModel):
     @model_serializer(mode="wrap")
     def _no_null_text(self, handler: Any) -> Any:
         out = handler(self)
-        if isinstance(out, dict) and out.get("text") is None:
-            out.pop("text", None)
-        return out
+        return {k: v for k, v in out.items() if k != "text" or v is not None} if isinstance(out, dict) else out
 
 
 class SearchResponse(BaseModel):
