@@ -53,7 +53,7 @@ RRF_K = 60
 #: Weight of the colour stage when the colour comes from the words (docs/quality.md, "Words").
 WORDS_COLOUR_WEIGHT = 0.1
 #: Weight of the words' vector added to a picture's (docs/quality.md, "Words": photo plus words).
-IMAGE_TEXT_WEIGHT = 0.5
+IMAGE_TEXT_WEIGHT = 1.0
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _GENDERS: dict[str, str] = {
