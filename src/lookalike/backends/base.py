@@ -87,6 +87,10 @@ class CatalogBackend(Protocol):
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredProducts]:
         """Top-``k`` products per query by cosine similarity, filters applied inside the search."""
 
+    def text_search(self, text: str, k: int, filters: Filters | None = None) -> ScoredProducts:
+        """Top-``k`` products for ``text`` by their words (BM25, higher is better), filters applied; a
+        backend without a word index returns ``[]`` (a text query is then answered by vectors alone)."""
+
     def verify(self) -> dict[str, Any]: ...
 
     def checkpoint(self) -> None: ...

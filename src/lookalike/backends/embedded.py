@@ -200,6 +200,13 @@ class EmbeddedBackend(ProductStore):
             out.append(row)
         return out
 
+    def text_search(self, text: str, k: int, filters: Filters | None = None) -> ScoredProducts:
+        """Top ``k`` products for ``text`` by BM25 over their words (SQLite FTS5, the store's word index;
+        :mod:`lookalike.store.text_index`), best first, with the BM25 score (higher is better)."""
+        found = self.text_rowids(text, k, filters)
+        products = self.products_by_rowid(r for r, _ in found)
+        return [(products[r], s) for r, s in found if r in products]
+
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of the ANN candidates (vectors from the store); top ``k``, ties by id."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)

@@ -382,6 +382,11 @@ class MilvusBackend:
         return len(rows), [r["image_file"] for r in rows.values() if r.get("image_file")]
 
     # --- search --------------------------------------------------------------------------------
+    def text_search(self, text: str, k: int, filters: Filters | None = None) -> ScoredProducts:
+        """No word index on Milvus (yet): ``[]``, so a text query is answered by the text tower's vector alone
+        (Milvus 2.5's BM25 functions would need a new collection schema; see docs/quality.md, "Words")."""
+        return []
+
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredProducts]:
         expr = filter_expression(filters)
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import numpy as np
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
-from lookalike.catalog import query
+from lookalike.catalog import query, words
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
 from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.pictures import PictureStore
 from lookalike.catalog.query import ImageInput, SearchResult
 from lookalike.catalog.ranking import COLOUR_CANDIDATES, DEFAULT_STAGES, RankingStage
+from lookalike.catalog.text_query import FUSION, IMAGE_TEXT_WEIGHT, TEXT_BM25_WEIGHT, WORDS_COLOUR_WEIGHT
 from lookalike.colour.detect import ColourDetector, default_colour_detector
 from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT
 from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
@@ -71,6 +73,12 @@ class Catalog:
         self.colour_weight = DEFAULT_COLOUR_WEIGHT
         self.colour_candidates = COLOUR_CANDIDATES
         self._colour_detector: ColourDetector | None = None
+        self.text_fusion = FUSION
+        self.text_weight = TEXT_BM25_WEIGHT
+        self.image_text_weight = IMAGE_TEXT_WEIGHT
+        self.words_colour_weight = WORDS_COLOUR_WEIGHT
+        self._text_encoder: Any = None
+        self._article_types: tuple[int, tuple[str, ...]] | None = None
         self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES
         self.manifest = manifest
         self.dim = int(manifest["extractor"]["dim"])
@@ -252,6 +260,34 @@ class Catalog:
             self._colour_detector = default_colour_detector()
         return self._colour_detector
 
+    @property
+    def text_encoder(self) -> Any:
+        """The text tower (:func:`lookalike.text.default_text_encoder`), or None when its vectors do not
+        live in this catalogue's space (another image model): words are then searched by BM25 alone."""
+        if self._text_encoder is None:
+            from lookalike.text import default_text_encoder
+
+            enc = default_text_encoder()
+            fits = enc.dim == self.dim and self.extractor_name.split("-int8")[0] == enc.image_model
+            self._text_encoder = enc if fits else False
+        return self._text_encoder or None
+
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The text tower's vectors of ``texts`` (n, dim) in the catalogue's space, or None (see
+        :attr:`text_encoder`)."""
+        enc = self.text_encoder
+        return None if enc is None else enc.encode(list(texts))
+
+    def article_types(self) -> tuple[str, ...]:
+        """The catalogue's article types (the words a query may name), remembered per store state."""
+        # Milvus: its facets read every row, so once a minute
+        embedded = isinstance(self.backend, EmbeddedBackend)
+        seq = self.backend.seq() if embedded else -int(time.monotonic() // 60) - 1  # type: ignore[union-attr]
+        if self._article_types is None or self._article_types[0] != seq:
+            types = tuple(str(v) for v, _ in self.backend.facets(("article_type",)).get("article_type", []))
+            self._article_types = (seq, types)
+        return self._article_types[1]
+
     def search(
         self,
         image: ImageInput | None = None,
@@ -263,9 +299,12 @@ class Catalog:
         filters: Filters | None = None,
         colour: str | None = None,
         colour_rank: bool | None = None,
+        text: str | None = None,
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
-        ``product_id`` ("more like this": the product itself is left out) or a ``vector``.
+        ``product_id`` ("more like this": the product itself is left out) or a ``vector``; or ``text``
+        ("navy blue shirt for men"), alone or with one of them ("this, but in red"):
+        :mod:`lookalike.catalog.words`.
 
         Ranked by similarity and, unless ``colour_rank`` (default: :attr:`colour_rank`) is off, by agreement
         with the query's colour; ``colour`` is a colour preference ("this, but in red": a colour name or
@@ -280,6 +319,7 @@ class Catalog:
             filters=filters,
             colour=colour,
             colour_rank=colour_rank,
+            text=text,
         ).hits
 
     def search_result(
@@ -293,8 +333,13 @@ class Catalog:
         filters: Filters | None = None,
         colour: str | None = None,
         colour_rank: bool | None = None,
+        text: str | None = None,
     ) -> SearchResult:
         """:meth:`search` with the colour it ranked by and the query picture's detected colour."""
+        if text is not None:
+            return words.search_words(
+                self, text, image, url, product_id, vector, k, filters, self.ranking_stages, colour, colour_rank
+            )
         return query.search(
             self,
             image,
@@ -346,6 +391,17 @@ class Catalog:
         return query.search_many(
             self, images, k, filters, batch_size, stages=self.ranking_stages, colour=colour, colour_rank=colour_rank
         )
+
+    def search_texts(
+        self,
+        texts: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        colour: str | None = None,
+        colour_rank: bool | None = None,
+    ) -> list[SearchResult | LookalikeError]:
+        """Search many phrases at once (one batch of the text tower); a phrase that fails gives its error."""
+        return words.search_texts(self, texts, k, filters, self.ranking_stages, colour, colour_rank)
 
     # --- browsing ------------------------------------------------------------------------------
     def get(self, product_id: str) -> Product:

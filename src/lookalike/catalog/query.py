@@ -1,10 +1,11 @@
-"""Search: a query (picture, URL, product or vector) → its views → vectors → candidates → ranked hits.
+"""Search: a query (picture, URL, product, vector or words) → its views → vectors → candidates → ranked hits.
 
 A picture (or the picture at a URL) is decoded once and searched as its views: itself and, with the
 host's ``query_flip``, its mirror image (one batch of the model). A product searches with its stored
 vector, leaving itself out. Each view's vector gives a ranked list of candidates from the backend;
 the ranking stages (:mod:`lookalike.catalog.ranking`) turn the lists into the hits. The functions
-work on any :class:`QueryHost` (the :class:`~lookalike.catalog.Catalog`).
+work on any :class:`QueryHost` (the :class:`~lookalike.catalog.Catalog`). A query with words is
+:mod:`lookalike.catalog.words`' (it builds on the functions here).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class QueryHost(Protocol):
     colour_rank: bool
     colour_weight: float
     colour_candidates: int
+    text_fusion: str
+    text_weight: float
+    image_text_weight: float
+    words_colour_weight: float
 
     @property
     def extractor(self) -> Extractor: ...
@@ -69,6 +74,10 @@ class QueryHost(Protocol):
     def colour_detector(self) -> ColourDetector: ...
 
     def query_vectors(self, image: ImageInput) -> np.ndarray: ...
+
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray | None: ...
+
+    def article_types(self) -> tuple[str, ...]: ...
 
     def search_vectors(
         self,

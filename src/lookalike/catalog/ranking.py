@@ -29,10 +29,13 @@ from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
 __all__ = [
     "COLOUR_CANDIDATES",
     "DEFAULT_STAGES",
+    "FACET_WEIGHT",
     "PREDICTED_COLOUR",
+    "TEXT_STAGES",
     "QueryContext",
     "RankingStage",
     "colour_stage",
+    "facet_stage",
     "merge_mirror_views",
     "merge_views",
     "product_family",
@@ -41,6 +44,8 @@ __all__ = [
 
 #: How many candidates the colour stage re-ranks (measured: docs/quality.md, "Colour-aware ranking").
 COLOUR_CANDIDATES = 200
+#: Bonus per facet (article type, gender) of a product that the query's words name (docs/quality.md, "Words").
+FACET_WEIGHT = 0.05
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class QueryContext:
     colour: np.ndarray | None = None
     colour_weight: float = DEFAULT_COLOUR_WEIGHT
     kind_weight: float = DEFAULT_KIND_WEIGHT
+    #: Facets the query's words name (a words query, or a picture plus words): a gender and article types.
+    gender: str | None = None
+    article_types: tuple[str, ...] = ()
+    facet_weight: float = FACET_WEIGHT
 
     @property
     def depth(self) -> int:
@@ -122,7 +131,33 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     return out
 
 
+def _gender_fits(wanted: str, product: str | None) -> bool:
+    return product is not None and (
+        product.casefold() == wanted.casefold() or (wanted in ("Men", "Women") and product == "Unisex")
+    )
+
+
+def facet_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list re-ranked by what it was ordered by (``rank_score``, else ``score``) plus ``facet_weight``
+    for a product whose article type is one the words name and again for one whose gender fits the words'
+    (Men and Women also take Unisex). Soft: nothing is dropped. Unchanged when the words name no facet."""
+    if (ctx.gender is None and not ctx.article_types) or ctx.facet_weight == 0:
+        return ranked
+    types = {t.casefold() for t in ctx.article_types}
+    out = []
+    for hits in ranked:
+        keyed = []
+        for h in hits:
+            bonus = float((h.product.article_type or "").casefold() in types)
+            bonus += float(ctx.gender is not None and _gender_fits(ctx.gender, h.product.gender))
+            keyed.append(replace(h, rank_score=h.order_key + ctx.facet_weight * bonus) if bonus else h)
+        out.append(sorted(keyed, key=lambda h: -h.order_key))  # stable: ties keep the order they had
+    return out
+
+
 DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage)
+#: The stages of a query with words: the same, then the facet bonus of what the words name.
+TEXT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, facet_stage)
 
 
 def rank(ctx: QueryContext, ranked: list[list[Hit]], stages: Sequence[RankingStage] = DEFAULT_STAGES) -> list[Hit]:

@@ -133,7 +133,16 @@ def search(
     catalog: CatalogArg,
     query: Annotated[str | None, typer.Argument(help="An image path or http(s) URL.")] = None,
     product: Annotated[str | None, typer.Option("--product", "-p", help="More like this product id.")] = None,
-    batch: Annotated[Path | None, typer.Option("--batch", help="A file with one image path per line.")] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="A file with one image path (with --text: one phrase) per line.")
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", help="Words: alone ('navy blue shirt'), or with QUERY/--product ('in red')."),
+    ] = None,
+    phrases: Annotated[
+        bool, typer.Option("--phrases", "--texts", help="With --batch: the file's lines are phrases (words queries).")
+    ] = False,
     k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
     category: Annotated[str | None, typer.Option(help="Filter: category.")] = None,
@@ -167,8 +176,14 @@ def search(
     from lookalike.errors import InvalidQueryError
     from lookalike.imaging import FetchSettings
 
-    if sum(x is not None for x in (query, product, batch)) != 1:
-        raise InvalidQueryError("give exactly one of QUERY, --product ID or --batch FILE")
+    given = sum(x is not None for x in (query, product, batch))
+    if given > 1 or (given == 0 and text is None):
+        raise InvalidQueryError("give exactly one of QUERY, --product ID or --batch FILE, or --text WORDS")
+    if batch is not None and text is not None:
+        raise InvalidQueryError("with --batch, --phrases says the file's lines are phrases (--text is for one query)")
+    if phrases and batch is None:
+        raise InvalidQueryError("--phrases goes with --batch FILE")
+    words = text
     filters = _filters(category, subcategory, article_type, gender, colour_is, brand, min_price, max_price)
     settings = FetchSettings(allow_private=allow_private_urls)
     cat = open_catalog(
@@ -176,17 +191,22 @@ def search(
     )
     with cat:
         if batch is not None:
-            _search_batch(cat, batch, k, filters, as_json, colour)
+            _search_batch(cat, batch, k, filters, as_json, colour, phrases)
             return
         if product is not None:
-            result = cat.search_result(product_id=product, k=k, filters=filters, colour=colour)
+            result = cat.search_result(product_id=product, k=k, filters=filters, colour=colour, text=words)
             label = f"product {product}"
         elif query is not None and query.lower().startswith(("http://", "https://")):
-            result = cat.search_result(url=query, k=k, filters=filters, colour=colour)
+            result = cat.search_result(url=query, k=k, filters=filters, colour=colour, text=words)
             label = query
-        else:
-            result = cat.search_result(Path(str(query)), k=k, filters=filters, colour=colour)
+        elif query is not None:
+            result = cat.search_result(Path(str(query)), k=k, filters=filters, colour=colour, text=words)
             label = str(query)
+        else:
+            result = cat.search_result(k=k, filters=filters, colour=colour, text=words)
+            label = repr(words)
+        if words is not None and (query is not None or product is not None):
+            label += f" + {words!r}"
         if as_json:
             print(json.dumps({"query": label, **_json_result(result)}))
             return
@@ -200,13 +220,16 @@ def _json_result(result) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return {"colour": colour, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in result.hits]}
 
 
-def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str | None) -> None:  # type: ignore[no-untyped-def]
+def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str | None, phrases: bool = False) -> None:  # type: ignore[no-untyped-def]
     try:
         lines = [ln.strip() for ln in batch.read_text().splitlines()]
     except OSError as exc:
         raise SourceError(f"cannot read {batch}: {exc.strerror or exc}") from exc
     queries = [ln for ln in lines if ln and not ln.startswith("#")]
-    results = cat.search_many_results(queries, k=k, filters=filters, colour=colour)
+    if phrases:
+        results = cat.search_texts(queries, k=k, filters=filters, colour=colour)
+    else:
+        results = cat.search_many_results(queries, k=k, filters=filters, colour=colour)
     failures = 0
     for q, res in zip(queries, results, strict=True):
         if isinstance(res, LookalikeError):

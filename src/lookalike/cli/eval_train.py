@@ -19,7 +19,8 @@ __all__ = ["eval_", "train"]
 _TASK_HELP = (
     "catalog, catalog-full, photo, photo-heldout (contributors lookalike-fashion never saw), "
     "photo-colour (task 3: kind and colour, held-out contributors), photo-colour-all (all 310 photos), "
-    "catalog-colour (task 3's catalogue variant), or all (every one of them)."
+    "catalog-colour (task 3's catalogue variant), all (every one of these), or text (task 4: words, through "
+    "the catalogue's own search; not part of all)."
 )
 _COLOUR_TASKS = ("photo-colour", "photo-colour-all", "catalog-colour")
 _MODEL_HELP = "Extractor (repeatable); NAME@squash, NAME@center_crop, NAME@pad override its resize."
@@ -67,6 +68,9 @@ def eval_(
 
     if k <= 0:
         raise InvalidQueryError("--k must be positive")
+    if task == "text":
+        _eval_text(datasets, cache_dir or lookalike_home() / "eval-cache", out_dir, seed, k, quiet)
+        return
     if (queries is None) != (gallery is None):
         raise InvalidQueryError("--queries and --gallery go together")
     colour_names: list[str] = []
@@ -172,6 +176,26 @@ def _print_colour_tables(results: list) -> None:  # type: ignore[type-arg]
 
 
 # --- train --------------------------------------------------------------------------------------
+def _eval_text(datasets: Path | None, cache_dir: Path, out_dir: Path, seed: int, k: int, quiet: bool) -> None:
+    """``lookalike eval --task text``: task 4 on the test split with and without text, and BM25 alone."""
+    import json
+
+    from lookalike.evaluate.text_eval import run_text_eval
+
+    say = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/]"))
+    results = run_text_eval(datasets, cache_dir, seed=seed, k=k, progress=say)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "text.json").write_text(json.dumps(results, indent=2))
+    metrics = list(next(iter(results.values())))
+    table = Table(title="Words → catalogue (task 4), test split", title_justify="left")
+    for col in ("catalogue", *metrics):
+        table.add_column(col, justify="left" if col == "catalogue" else "right")
+    for name, row in results.items():
+        table.add_row(name, *(f"{row[m]:.3f}" for m in metrics))
+    out.print(table)
+    out.print(f"wrote {out_dir / 'text.json'}")
+
+
 def train(
     datasets: DatasetsOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: ONNX, sidecar, summary.json.")] = Path(

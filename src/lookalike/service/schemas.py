@@ -6,7 +6,7 @@ import re
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from lookalike.product import Filters, Hit, Product
 
@@ -120,9 +120,27 @@ class FiltersIn(_FilterFields):
 
 
 # --- search -------------------------------------------------------------------------------------
+def _check_words(value: str | None) -> str | None:
+    """Query words as the catalogue takes them (not blank, no control characters, at most 500 characters)."""
+    from lookalike.catalog.text_query import check_text
+    from lookalike.errors import InvalidQueryError
+
+    try:
+        return None if value is None else check_text(value)
+    except InvalidQueryError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_WORDS_DESCRIPTION = (
+    "Words: alone ('navy blue shirt for men') or moving an image, url or product_id search ('in red'). A colour "
+    "named is the colour preference (unless 'colour' is given); a gender or article type named, a small bonus."
+)
+_MAX_WORDS = 500
+
+
 class SearchRequest(BaseModel):
-    """JSON search: by image URL or by catalogue product ("more like this"); exactly one of ``url`` and
-    ``product_id``."""
+    """JSON search: by image URL, by catalogue product ("more like this") or by words: exactly one of ``url``
+    and ``product_id``, or ``text`` alone, or ``text`` with one of them."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -130,17 +148,27 @@ class SearchRequest(BaseModel):
             "examples": [
                 {"url": "https://example.com/photo.jpg", "k": 12},
                 {"product_id": "10006", "k": 12, "filters": {"gender": "Men", "max_price": 50}},
+                {"text": "navy blue shirt for men", "k": 12},
+                {"product_id": "10006", "text": "in red"},
             ],
-            # exactly one of url and product_id (the other absent or null)
+            # exactly one of url and product_id (the other absent or null), text optional with either;
+            # or text alone (url and product_id absent or null)
             "oneOf": [
                 {"required": ["url"], "properties": {"url": {"type": "string"}, "product_id": {"type": "null"}}},
                 {"required": ["product_id"], "properties": {"product_id": {"type": "string"}, "url": {"type": "null"}}},
+                {
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}, "url": {"type": "null"}, "product_id": {"type": "null"}},
+                },
             ],
         },
     )
 
     url: str | None = Field(default=None, max_length=2048, description="An http(s) image URL to fetch.")
     product_id: str | None = Field(default=None, min_length=1, max_length=_MAX_ID)
+    text: str | None = Field(
+        default=None, min_length=1, max_length=_MAX_WORDS, description=_WORDS_DESCRIPTION, examples=["in red"]
+    )
     k: int | None = Field(default=None, ge=1, description="How many results (default and maximum: settings).")
     filters: FiltersIn = Field(default_factory=FiltersIn)
     colour: str | None = Field(
@@ -162,10 +190,17 @@ class SearchRequest(BaseModel):
             raise ValueError("url must start with http:// or https://")
         return value.strip() if value is not None else None
 
+    @field_validator("text")
+    @classmethod
+    def _words(cls, value: str | None) -> str | None:
+        return _check_words(value)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> SearchRequest:
-        if (self.url is None) == (self.product_id is None):
-            raise ValueError("give exactly one of url or product_id (upload a file with multipart/form-data)")
+        if self.url is not None and self.product_id is not None:
+            raise ValueError("give at most one of url or product_id (upload a file with multipart/form-data)")
+        if self.url is None and self.product_id is None and self.text is None:
+            raise ValueError("give url, product_id or text (upload a file with multipart/form-data)")
         return self
 
 
@@ -180,6 +215,9 @@ class _Upload(BaseModel):
         "is the exact filter).",
     )
     colour_rank: bool | None = Field(default=None, description="Re-rank by the photo's colour (default: on).")
+    text: str | None = Field(
+        default=None, min_length=1, max_length=_MAX_WORDS, description="Words that move the photo's search ('in red')."
+    )
 
 
 class SearchUpload(_FilterFields, _Upload):
@@ -187,13 +225,18 @@ class SearchUpload(_FilterFields, _Upload):
 
     # fields in the order image, k, then the filters: pydantic collects the bases' fields right to left
 
-    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", mode="before")
+    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", "text", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("text")
+    @classmethod
+    def _words(cls, value: str | None) -> str | None:
+        return _check_words(value)
+
     def filters_in(self) -> FiltersIn:
-        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank"}))
+        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank", "text"}))
 
 
 class ProductOut(BaseModel):
@@ -255,8 +298,10 @@ class QueryColour(BaseModel):
     ranked_by: str | None = Field(
         default=None, description="The colour family the results were re-ranked by; null: no colour ranking."
     )
-    source: Literal["detected", "preference", "product"] | None = Field(
-        default=None, description="Where ranked_by came from: seen in the picture, asked for, or the product's own."
+    source: Literal["detected", "preference", "product", "words"] | None = Field(
+        default=None,
+        description="Where ranked_by came from: seen in the picture, asked for, the product's own, or named in "
+        "the query's words.",
     )
     detected: str | None = Field(default=None, description="The garment's colour family seen in the query picture.")
     detected_top: list[tuple[str, float]] = Field(
@@ -268,8 +313,16 @@ class QueryColour(BaseModel):
 class QueryInfo(BaseModel):
     """What was searched for."""
 
-    type: Literal["image", "url", "product"]
-    value: str | None = Field(default=None, description="The URL, the product id, or the upload's file name.")
+    type: Literal["image", "url", "product", "text"]
+    value: str | None = Field(
+        default=None, description="The URL, the product id, the upload's file name, or the words (type text)."
+    )
+    text: str | None = Field(default=None, description="Words that moved an image, url or product search.")
+
+    @model_serializer(mode="wrap")
+    def _no_null_text(self, handler: Any) -> Any:
+        out = handler(self)
+        return {k: v for k, v in out.items() if k != "text" or v is not None} if isinstance(out, dict) else out
 
 
 class SearchResponse(BaseModel):

@@ -22,6 +22,7 @@ import numpy as np
 from lookalike.backends.base import StoredState, UpsertItem, without_field
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
+from lookalike.store.text_index import delete_text_rows, ensure_text_index, search_text_rows, write_text_rows
 
 __all__ = ["Changes", "ProductStore"]
 
@@ -77,6 +78,7 @@ class ProductStore:
         with self._write_lock:
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
+            ensure_text_index(conn, _row_to_product)
 
     # --- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -173,6 +175,12 @@ class ProductStore:
     def iter_ids(self) -> Iterator[str]:
         for row in self._conn().execute("SELECT id FROM products ORDER BY rowid"):
             yield row[0]
+
+    def text_rowids(self, text: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` (row id, BM25 score) of the word index for ``text`` among the products that pass
+        ``filters`` (:mod:`lookalike.store.text_index`)."""
+        where, params = self._where(filters)
+        return search_text_rows(self._conn(), text, k, where, params)
 
     def filter_rowids(self, filters: Filters | None) -> np.ndarray | None:
         """Row ids that pass ``filters``; ``None`` when there is no filter (everything passes)."""
@@ -296,11 +304,14 @@ class ProductStore:
             try:
                 existing = self._rowids_of(conn, [it.product.id for it in items])
                 vectors: list[tuple[int, bytes]] = []
+                texts: dict[int, Product] = {}
                 for item in items:
                     rowid = self._upsert_one(conn, seq, item, existing.get(item.product.id))
                     existing[item.product.id] = rowid  # the same id twice in a batch: the second updates
+                    texts[rowid] = item.product
                     if item.vector is not None:
                         vectors.append((rowid, self._vector_blob(item.vector)))
+                write_text_rows(conn, texts.items())
                 conn.executemany("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", vectors)
                 conn.executemany("DELETE FROM ingest_errors WHERE id = ?", [(it.product.id,) for it in items])
                 conn.executemany(
@@ -377,6 +388,7 @@ class ProductStore:
                     conn.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM ingest_errors WHERE id IN ({marks})", chunk)
                 conn.executemany("DELETE FROM vectors WHERE rowid = ?", [(r,) for r in rowids])
+                delete_text_rows(conn, rowids)
                 conn.executemany(
                     "INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", [(r, seq) for r in rowids]
                 )

@@ -1,4 +1,5 @@
-"""``POST /api/search``: by uploaded photo (multipart), or by image URL or product id (JSON)."""
+"""``POST /api/search``: by uploaded photo (multipart), or by image URL, product id or words (JSON); words
+may also move a photo's, URL's or product's search."""
 
 from __future__ import annotations
 
@@ -36,17 +37,19 @@ _BODY = {
 @router.post(
     "/search",
     response_model=SearchResponse,
-    summary="Search by photo, image URL or product",
+    summary="Search by photo, image URL, product or words",
     responses=error_responses(400, 404, 413, 415, 422, 503, 504),
     openapi_extra=_BODY,
 )
 async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, url_pool: URLPoolDep) -> SearchResponse:
     """Products that look like the query, best first.
 
-    * ``multipart/form-data``: an ``image`` file, optional ``k``, ``prefer_colour``, ``colour_rank`` and
-      filter fields (repeat a filter field for "any of" these values);
-    * ``application/json``: ``{"url": ...}`` or ``{"product_id": ...}``, optional ``k``, ``colour`` (a colour
-      preference), ``colour_rank`` and ``filters``.
+    * ``multipart/form-data``: an ``image`` file, optional ``text`` (words that move the search: "in red"),
+      ``k``, ``prefer_colour``, ``colour_rank`` and filter fields (repeat a filter field for "any of" these
+      values); a blank field counts as absent;
+    * ``application/json``: ``{"url": ...}``, ``{"product_id": ...}`` or ``{"text": "navy blue shirt"}``
+      (``text`` may also go with ``url`` or ``product_id``), optional ``k``, ``colour`` (a colour
+      preference), ``colour_rank`` and ``filters``. Text: at most 500 characters, no control characters.
 
     Results are re-ranked by agreement with the query's colour (seen in the picture, or the product's own),
     unless ``colour_rank`` is false; a colour preference ranks by that colour instead. ``colour`` in the
@@ -60,11 +63,16 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         upload = validated(SearchUpload, {**fields, "image": data})
         k = check_k(upload.k, settings)
         filters = upload.filters_in().to_filters()
-        query = QueryInfo(type="image", value=filename)
+        query = QueryInfo(type="image", value=filename, text=upload.text)
         start = time.perf_counter()
         result = await run_in_threadpool(
             lambda: catalog.search_result(
-                upload.image, k=k, filters=filters, colour=upload.prefer_colour, colour_rank=upload.colour_rank
+                upload.image,
+                k=k,
+                filters=filters,
+                colour=upload.prefer_colour,
+                colour_rank=upload.colour_rank,
+                text=upload.text,
             )
         )
     elif kind == "json":
@@ -72,15 +80,18 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         k = check_k(body.k, settings)
         filters = body.filters.to_filters()
         start = time.perf_counter()
-        colour = {"colour": body.colour, "colour_rank": body.colour_rank}
+        colour = {"colour": body.colour, "colour_rank": body.colour_rank, "text": body.text}
         if body.url is not None:
-            query = QueryInfo(type="url", value=body.url)
+            query = QueryInfo(type="url", value=body.url, text=body.text)
             result = await url_pool.run(lambda: catalog.search_result(url=body.url, k=k, filters=filters, **colour))
-        else:
-            query = QueryInfo(type="product", value=body.product_id)
+        elif body.product_id is not None:
+            query = QueryInfo(type="product", value=body.product_id, text=body.text)
             result = await run_in_threadpool(
                 lambda: catalog.search_result(product_id=body.product_id, k=k, filters=filters, **colour)
             )
+        else:
+            query = QueryInfo(type="text", value=body.text)
+            result = await run_in_threadpool(lambda: catalog.search_result(k=k, filters=filters, **colour))
     else:
-        raise unsupported_body("multipart/form-data with an 'image' file, or JSON with 'url' or 'product_id'")
+        raise unsupported_body("multipart/form-data with an 'image' file, or JSON with 'url', 'product_id' or 'text'")
     return search_response(query, k, result, time.perf_counter() - start)

@@ -1,0 +1,146 @@
+"""The product store's word index: an SQLite FTS5 table over each product's text, searched by BM25.
+
+One row per product (``rowid`` = the product's row id) with its title, brand, article type, colour (with
+its family name: "Navy Blue blue", via :func:`lookalike.colour.family_of`), gender, category, subcategory
+and the string values of ``extra`` (the picture's predicted colour left out: a guess is not the shop's
+word). The store writes it in the same transaction as the product row (:func:`write_text_rows`,
+:func:`delete_text_rows`), so the two cannot drift; a catalogue made before the index existed (or with an
+older :data:`TEXT_INDEX_VERSION`) gets it built on open (:func:`ensure_text_index`, a one-row check).
+
+A user's words never reach FTS5's query syntax: :func:`match_query` keeps the word characters of each
+token, quotes every token and ORs them, so ``"``, ``AND(``, ``*`` or ``NEAR`` are plain words or nothing.
+Tokenizer: ``porter unicode61`` (case and accents folded, English plurals stemmed: "sneakers" = "sneaker").
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from lookalike.colour.families import family_of
+from lookalike.product import PREDICTED_COLOUR, Product
+
+__all__ = [
+    "TEXT_INDEX_VERSION",
+    "delete_text_rows",
+    "ensure_text_index",
+    "match_query",
+    "product_document",
+    "search_text_rows",
+    "write_text_rows",
+]
+
+#: Bumped when the table's columns or tokenizer change; a store with another version is re-indexed on open.
+TEXT_INDEX_VERSION = "1"
+TEXT_COLUMNS = ("title", "brand", "article_type", "colour", "gender", "category", "subcategory", "extra")
+_CREATE = (
+    f"CREATE VIRTUAL TABLE products_fts USING fts5({', '.join(TEXT_COLUMNS)}, "
+    "tokenize='porter unicode61 remove_diacritics 2')"
+)
+_INSERT = f"INSERT INTO products_fts(rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?{', ?' * len(TEXT_COLUMNS)})"
+_WORD = re.compile(r"\w+", re.UNICODE)
+#: Words that name nothing a product has (a phrase's glue); dropped from the match query.
+STOPWORDS = frozenset(
+    {"a", "an", "and", "the", "for", "in", "on", "of", "with", "to", "by", "at", "or", "from", "my", "me", "i"}
+    | {"want", "looking", "some", "any", "new", "like", "this", "that", "but"}
+)
+MAX_QUERY_WORDS = 32
+
+
+def _extra_text(extra: dict[str, Any] | None) -> str:
+    parts: list[str] = []
+    for key, value in (extra or {}).items():
+        if key == PREDICTED_COLOUR:
+            continue
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list | tuple):
+            parts.extend(v for v in value if isinstance(v, str))
+    return " ".join(parts)
+
+
+def product_document(product: Product) -> tuple[str, ...]:
+    """The text of a product, one string per column of :data:`TEXT_COLUMNS`."""
+    colour = product.colour or ""
+    fam = family_of(colour)
+    if fam is not None and fam.casefold() not in colour.casefold():
+        colour = f"{colour} {fam}"
+    p = product
+    return (
+        p.title or "", p.brand or "", p.article_type or "", colour, p.gender or "",
+        p.category or "", p.subcategory or "", _extra_text(p.extra),
+    )  # fmt: skip
+
+
+def match_query(text: str) -> str | None:
+    """An FTS5 query for ``text``: its words (letters and digits only, stopwords and one-letter words
+    dropped, at most :data:`MAX_QUERY_WORDS`), each quoted, OR-ed; None when no word is left."""
+    words: list[str] = []
+    for w in _WORD.findall(text.casefold()):
+        w = w.replace("_", "")
+        if len(w) < 2 or w in STOPWORDS or w in words:
+            continue
+        words.append(w)
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words[:MAX_QUERY_WORDS])
+
+
+def _has_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'products_fts'").fetchone()
+    return row is not None
+
+
+def ensure_text_index(conn: sqlite3.Connection, to_product: Callable[[sqlite3.Row], Product]) -> bool:
+    """Create (or rebuild, for another :data:`TEXT_INDEX_VERSION`) the word index of the products already
+    stored (``to_product`` reads a ``products`` row), in one write transaction; True when it was (re)built.
+    Cheap when it is current (one row read)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'text_index'").fetchone()
+    if row is not None and row[0] == TEXT_INDEX_VERSION and _has_table(conn):
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'text_index'").fetchone()
+        if row is not None and row[0] == TEXT_INDEX_VERSION and _has_table(conn):
+            conn.execute("COMMIT")
+            return False  # another process built it meanwhile
+        conn.execute("DROP TABLE IF EXISTS products_fts")
+        conn.execute(_CREATE)
+        cur = conn.execute("SELECT * FROM products ORDER BY rowid")
+        while rows := cur.fetchmany(2048):
+            conn.executemany(_INSERT, [(int(r["rowid"]), *product_document(to_product(r))) for r in rows])
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('text_index', ?)", (TEXT_INDEX_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def write_text_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, Product]]) -> None:
+    """(Re)index products by row id, inside the caller's transaction."""
+    rows = list(rows)
+    conn.executemany("DELETE FROM products_fts WHERE rowid = ?", [(r,) for r, _ in rows])
+    conn.executemany(_INSERT, [(r, *product_document(p)) for r, p in rows])
+
+
+def delete_text_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
+    """Drop products from the word index, inside the caller's transaction."""
+    conn.executemany("DELETE FROM products_fts WHERE rowid = ?", [(int(r),) for r in rowids])
+
+
+def search_text_rows(
+    conn: sqlite3.Connection, text: str, k: int, where: str = "", params: Sequence[Any] = ()
+) -> list[tuple[int, float]]:
+    """Top ``k`` (row id, BM25 score; higher is better) for ``text``; ``where``/``params``: a
+    ``WHERE`` clause over ``products`` the rows must pass (the store's filters). Empty for no words."""
+    query = match_query(text)
+    if query is None or k < 1:
+        return []
+    sql = "SELECT rowid, bm25(products_fts) FROM products_fts WHERE products_fts MATCH ?"
+    if where:
+        sql += f" AND rowid IN (SELECT rowid FROM products {where})"
+    sql += " ORDER BY bm25(products_fts), rowid LIMIT ?"
+    return [(int(r[0]), -float(r[1])) for r in conn.execute(sql, [query, *params, int(k)])]

@@ -1,0 +1,225 @@
+"""Search by words: the FTS5 word index, the query checks, the fusion, and words through the catalogue,
+the CLI and the API."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.catalog.text_query import check_text, fuse_ranked, move_by_words, read_intent
+from lookalike.errors import InvalidQueryError
+from lookalike.product import Hit, Product
+from lookalike.store.text_index import match_query
+
+from .conftest import PHOTOS, PRODUCTS_CSV, run_cli
+
+HOSTILE = ['"', "AND(", "NEAR(a b", "*", "title:red", "^shirt", "a OR", '"red" AND "blue"', "(((", "- red", "NOT"]
+
+
+@pytest.fixture(scope="module")
+def fashion_pictures(tmp_path_factory: pytest.TempPathFactory):
+    """The 16 test products as pictures only (ids and images, no text), in lookalike-fashion's space."""
+    from lookalike import Catalog, read_csv
+
+    records = [r for r in read_csv(PRODUCTS_CSV)]
+    for r in records:
+        p = r.product
+        r.product = Product(id=p.id, image=p.image)
+    cat = Catalog.create(tmp_path_factory.mktemp("pictures") / "cat", extractor="lookalike-fashion")
+    cat.ingest(records, batch_size=8)
+    yield cat
+    cat.close()
+
+
+# --- the word index -------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", HOSTILE)
+def test_fts_query_syntax_never_raises_on_user_text(built_catalog, text: str) -> None:
+    built_catalog.backend.text_search(text, 5)  # no sqlite3.OperationalError
+
+
+def test_match_query_quotes_each_word_and_drops_glue() -> None:
+    assert match_query('Navy "blue" shirt for men NEAR(') == '"navy" OR "blue" OR "shirt" OR "men" OR "near"'
+    assert match_query('" * ( ^') is None
+
+
+def test_word_index_follows_upsert_update_and_delete(new_catalog) -> None:
+    cat = new_catalog
+    img = next(PRODUCTS_CSV.parent.glob("images/*.jpg"))
+    cat.upsert(Product(id="p1", title="Crimson velvet blazer", colour="Maroon"), img)
+    assert [p.id for p, _ in cat.backend.text_search("velvet", 5)] == ["p1"]
+    assert [p.id for p, _ in cat.backend.text_search("red", 5)] == ["p1"]  # the colour's family is indexed
+    cat.upsert(Product(id="p1", title="Linen summer dress", colour="Maroon"))  # metadata only
+    assert cat.backend.text_search("velvet", 5) == []
+    assert [p.id for p, _ in cat.backend.text_search("linen dresses", 5)] == ["p1"]  # stemmed plural
+    cat.delete(["p1"])
+    assert cat.backend.text_search("linen", 5) == []
+    conn = sqlite3.connect(cat.path / "products.db")
+    assert conn.execute("SELECT COUNT(*) FROM products_fts").fetchone()[0] == 0
+
+
+def test_word_index_is_built_on_open_for_an_older_catalogue(built_catalog, tmp_path: Path) -> None:
+    import shutil
+
+    from lookalike import Catalog
+
+    built_catalog.checkpoint()
+    copy = tmp_path / "old"
+    shutil.copytree(built_catalog.path, copy)
+    with sqlite3.connect(copy / "products.db") as conn:  # as a catalogue made before the word index
+        conn.execute("DROP TABLE products_fts")
+        conn.execute("DELETE FROM meta WHERE key = 'text_index'")
+    with Catalog.open(copy, extractor=built_catalog.extractor) as cat:
+        assert next(p.id for p, _ in cat.backend.text_search("Guess chronograph", 3)) == "19265"
+
+
+def test_filters_apply_to_the_word_search(built_catalog) -> None:
+    from lookalike.product import Filters
+
+    found = built_catalog.backend.text_search("black", 10, Filters(category="Footwear"))
+    assert [p.id for p, _ in found] == ["17831"]
+
+
+# --- checks and pure parts --------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "   ", "x" * 501, "red\x00shirt", "tab\there", "bell\x07"])
+def test_bad_text_is_refused(text: str) -> None:
+    with pytest.raises(InvalidQueryError):
+        check_text(text)
+
+
+def test_words_name_colour_gender_and_type() -> None:
+    intent = read_intent("Navy blue shirts for men", ["Shirts", "Tshirts", "Jeans"])
+    assert (intent.colour, intent.gender, intent.article_types) == ("blue", "Men", ("Shirts",))
+    assert read_intent("a watch for her", ["Watches"]).article_types == ("Watches",)
+    assert read_intent("something nice").colour is None
+
+
+def _hit(i: str, s: float) -> Hit:
+    return Hit(i, s, Product(id=i))
+
+
+def test_weighted_fusion_scores_word_only_hits_by_their_exact_cosine() -> None:
+    vec = [_hit("a", 0.5), _hit("b", 0.4)]
+    words = [(_hit("c", 0.0), 10.0), (_hit("b", 0.0), 5.0)]
+    fused = fuse_ranked(vec, words, lambda ids: {"c": 0.3}, 3, "weighted", 0.3)
+    assert [h.id for h in fused] == ["c", "b", "a"]  # c 0.3+0.3, b 0.4+0.15, a 0.5
+    assert fused[0].score == pytest.approx(0.6)
+    assert [h.id for h in fuse_ranked(vec, [], lambda ids: {}, 2)] == ["a", "b"]  # no words: the vector list
+    assert next(h.id for h in fuse_ranked(vec, words, lambda ids: {}, 3, "rrf")) == "b"  # in both lists
+
+
+def test_move_by_words_is_unit_length() -> None:
+    q = move_by_words(np.eye(2, 4, dtype=np.float32), np.array([0, 0, 1, 0], dtype=np.float32), 0.5)
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0) and q[0, 2] > 0
+
+
+# --- through the catalogue ----------------------------------------------------------------------------
+def test_words_alone_on_a_catalogue_with_text_and_another_model_use_bm25(built_catalog) -> None:
+    result = built_catalog.search_result(text="red watch", k=3)
+    assert built_catalog.text_encoder is None  # lite0's space is not the text tower's
+    assert result.hits[0].id == "21483" and (result.colour, result.colour_source) == ("red", "words")
+
+
+def test_words_alone_on_pictures_only_use_the_text_tower(fashion_pictures) -> None:
+    assert fashion_pictures.backend.text_search("watch", 5) == []  # no words stored
+    hits = fashion_pictures.search(text="wrist watch", k=2)
+    assert {h.id for h in hits} <= {"19265", "21483"} and hits
+
+
+def test_photo_plus_colour_words_rank_that_colour_first(fashion_pictures) -> None:
+    result = fashion_pictures.search_result(PHOTOS / "tshirt.jpg", text="in red", k=3)
+    assert (result.colour, result.colour_source) == ("red", "words")
+    plain = fashion_pictures.search_result(PHOTOS / "tshirt.jpg", k=3)
+    assert [h.id for h in result.hits] != [h.id for h in plain.hits]
+
+
+def test_text_with_two_queries_is_refused(built_catalog) -> None:
+    with pytest.raises(InvalidQueryError):
+        built_catalog.search(url="https://example.com/a.jpg", product_id="13466", text="red")
+
+
+def test_milvus_answers_words_by_the_vector_alone(catalog_maker) -> None:
+    from lookalike import read_csv
+
+    maker = catalog_maker("milvus")
+    with maker.create(extractor="lookalike-fashion") as cat:
+        cat.ingest(read_csv(PRODUCTS_CSV), batch_size=8)
+        assert cat.backend.text_search("watch", 5) == []
+        hits = cat.search(text="wrist watch", k=2)
+        assert hits and {h.id for h in hits} <= {"19265", "21483"}
+
+
+# --- CLI ----------------------------------------------------------------------------------------------
+def test_cli_text_search_and_batch_of_phrases(built_catalog, capsys, tmp_path: Path) -> None:
+    built_catalog.checkpoint()
+    code, out, err = run_cli(capsys, "search", built_catalog.path, "--text", "red watch", "--json", "-k", "2")
+    assert code == 0, err and json.loads(out)["hits"][0]["id"] == "21483"
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("red watch\nblack handbag\n")
+    code, out, err = run_cli(capsys, "search", built_catalog.path, "--batch", phrases, "--phrases", "--json")
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert code == 0, err
+    assert [ln["query"] for ln in lines] == ["red watch", "black handbag"] and lines[1]["hits"][0]["id"] == "10729"
+
+
+def test_cli_refuses_empty_text_like_other_invalid_queries(built_catalog, capsys) -> None:
+    code, _, err = run_cli(capsys, "search", built_catalog.path, "--text", "  ")
+    bad_k, _, _ = run_cli(capsys, "search", built_catalog.path, "--text", "red", "-k", "0")
+    assert code == bad_k != 0 and "empty" in err
+
+
+# --- API ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def api(built_catalog):
+    from fastapi.testclient import TestClient
+
+    from lookalike.service import ServiceSettings, create_app
+
+    built_catalog.checkpoint()
+    settings = ServiceSettings(admin_token=None, allow_private_urls=False, cors_origins=[], default_k=5, max_k=20)
+    with TestClient(create_app(built_catalog.path, settings)) as client:
+        yield client
+
+
+def test_api_searches_by_words_alone_and_with_a_product(api) -> None:
+    r = api.post("/api/search", json={"text": "red watch", "k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == {"type": "text", "value": "red watch"}
+    assert body["hits"][0]["id"] == "21483" and body["colour"]["source"] == "words"
+    r = api.post("/api/search", json={"product_id": "18990", "text": "in red", "k": 3})
+    assert r.status_code == 200 and r.json()["colour"]["ranked_by"] == "red"
+    assert r.json()["query"]["text"] == "in red"
+
+
+def test_api_photo_with_words_in_multipart(api) -> None:
+    files = {"image": ("tshirt.jpg", (PHOTOS / "tshirt.jpg").read_bytes(), "image/jpeg")}
+    r = api.post("/api/search", files=files, data={"text": "in red", "k": "3"})
+    assert r.status_code == 200, r.text
+    assert r.json()["colour"]["source"] == "words" and r.json()["query"]["text"] == "in red"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": ""},
+        {"text": "   "},
+        {"text": "x" * 501},
+        {"text": "red\u0000"},
+        {"url": "https://a.b/c.jpg", "product_id": "1"},
+        {},
+    ],
+)
+def test_api_refuses_bad_words_with_422(api, body) -> None:
+    r = api.post("/api/search", json=body)
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_openapi_documents_text_in_the_one_of(api) -> None:
+    schema = api.get("/openapi.json").json()["components"]["schemas"]
+    req = schema["SearchRequest"]
+    assert len(req["oneOf"]) == 3 and "text" in req["properties"]
+    assert "text" in schema["SearchUpload"]["properties"]
