@@ -20,11 +20,12 @@ from lookalike.catalog import Catalog
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from lookalike.service.product_schemas import ProductForm
 from lookalike.service.routes import facets, health, pages, products, search
 from lookalike.service.routes.common import DESCRIPTIONS as _DESCRIPTIONS
 from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
-from lookalike.service.schemas import ErrorOut, ProductForm, SearchRequest, SearchUpload
+from lookalike.service.schemas import ErrorOut, SearchRequest, SearchUpload
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.urlpool import URLPool
 

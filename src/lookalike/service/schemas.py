@@ -1,8 +1,8 @@
-"""Pydantic schemas for every request and response of the REST API."""
+"""Pydantic schemas of the REST API: errors, filters, search and products as shown (the product forms, pages,
+facets and health are in :mod:`lookalike.service.product_schemas`)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
@@ -12,22 +12,14 @@ from lookalike.product import Filters, Hit, Product
 
 __all__ = [
     "FILTER_NAMES",
-    "DeleteOut",
     "ErrorOut",
-    "FacetValue",
-    "FacetsOut",
     "FiltersIn",
-    "HealthOut",
     "HitOut",
-    "PriceRange",
-    "ProductForm",
     "ProductOut",
-    "ProductPage",
     "QueryInfo",
     "SearchRequest",
     "SearchResponse",
     "SearchUpload",
-    "UpsertOut",
     "id_segment",
     "image_url",
 ]
@@ -334,119 +326,3 @@ class SearchResponse(BaseModel):
     took_ms: float
     colour: QueryColour
     hits: list[HitOut]
-
-
-# --- products -----------------------------------------------------------------------------------
-class ProductPage(BaseModel):
-    """A page of the catalogue, in insertion order."""
-
-    total: int = Field(description="Products matching the filters.")
-    offset: int
-    limit: int
-    items: list[ProductOut]
-
-
-class ProductForm(BaseModel):
-    """Add or update a product (multipart). On update, fields left out keep their value; send an empty
-    field to clear it. A new product needs ``image`` (a file) or ``image_url``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(
-        min_length=1,
-        max_length=_MAX_ID,
-        pattern=r"^[^/\x00-\x1f\x7f]+$",
-        description="The product id: no '/' or control characters, and not '.' or '..'.",
-    )
-    title: str | None = Field(default=None, max_length=1000)
-    brand: str | None = Field(default=None, max_length=_MAX_TEXT)
-    category: str | None = Field(default=None, max_length=_MAX_TEXT)
-    subcategory: str | None = Field(default=None, max_length=_MAX_TEXT)
-    article_type: str | None = Field(default=None, max_length=_MAX_TEXT)
-    colour: str | None = Field(default=None, max_length=_MAX_TEXT)
-    gender: str | None = Field(default=None, max_length=_MAX_TEXT)
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="A finite price.")
-    url: str | None = Field(default=None, max_length=2048)
-    image: bytes | None = Field(default=None, description="The product picture.")
-    image_url: str | None = Field(
-        default=None,
-        max_length=2048,
-        description="Or an http(s) URL to fetch it from: it must start with http:// or https:// (no leading "
-        "space; never a server-side file path).",
-        json_schema_extra={"pattern": _HTTP_URL},
-    )
-
-    @field_validator("id")
-    @classmethod
-    def _not_a_dot_segment(cls, value: str) -> str:
-        if value in (".", ".."):  # a browser resolves /api/products/%2E%2E/image to /api/image
-            raise ValueError("id cannot be '.' or '..'")
-        return value
-
-    @field_validator("price", mode="before")
-    @classmethod
-    def _blank_price(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("image_url")
-    @classmethod
-    def _http_only(cls, value: str | None) -> str | None:
-        # Exactly as sent, never trimmed: the library reads any other string as a local file path.
-        if value is not None and not re.match(_HTTP_URL, value):
-            raise ValueError("image_url must start with http:// or https:// (a URL, not a file path)")
-        return value
-
-    @model_validator(mode="after")
-    def _one_image(self) -> ProductForm:
-        if self.image is not None and self.image_url is not None:
-            raise ValueError("give image or image_url, not both")
-        return self
-
-    def merged_into(self, existing: Product | None) -> Product:
-        """The product to store: these fields over ``existing`` (blank strings clear a field)."""
-        base = existing.to_dict() if existing is not None else {"id": self.id}
-        for name in self.model_fields_set - {"image", "image_url"}:
-            value = getattr(self, name)
-            base[name] = None if isinstance(value, str) and not value.strip() else value
-        if self.image_url is not None:
-            base["image"] = self.image_url
-        elif self.image is not None:
-            base["image"] = "upload"
-        return Product.from_dict(base)
-
-
-class UpsertOut(BaseModel):
-    status: Literal["added", "updated"]
-    product: ProductOut
-
-
-class DeleteOut(BaseModel):
-    id: str
-    deleted: bool
-
-
-# --- facets & health ----------------------------------------------------------------------------
-class FacetValue(BaseModel):
-    value: str
-    count: int
-
-
-class PriceRange(BaseModel):
-    min: float
-    max: float
-
-
-class FacetsOut(BaseModel):
-    """Distinct values (most common first) and counts of each filter field, and the price range."""
-
-    total: int = Field(description="Products matching the filters (all of them: the catalogue's size).")
-    fields: dict[str, list[FacetValue]] = Field(
-        description="Each field's values and counts over the products matching every filter but the field's own."
-    )
-    price: PriceRange | None = Field(default=None, description="The price range of the products matching the filters.")
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok"]
-    products: int
-    extractor: str

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lookalike.service.deps import CatalogDep, FiltersDep
+from lookalike.service.product_schemas import FacetsOut, FacetValue, PriceRange
 from lookalike.service.routes.common import error_responses
-from lookalike.service.schemas import FILTER_NAMES, FacetsOut, FacetValue, PriceRange
+from lookalike.service.schemas import FILTER_NAMES
 
 __all__ = ["router"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lookalike.service.deps import CatalogDep
-from lookalike.service.schemas import HealthOut
+from lookalike.service.product_schemas import HealthOut
 
 __all__ = ["router"]
 

@@ -22,6 +22,7 @@ from lookalike.service.deps import (
     require_admin,
     validated,
 )
+from lookalike.service.product_schemas import DeleteOut, ProductForm, ProductPage, UpsertOut
 from lookalike.service.routes.common import (
     body_kind,
     error_responses,
@@ -29,15 +30,7 @@ from lookalike.service.routes.common import (
     search_response,
     unsupported_body,
 )
-from lookalike.service.schemas import (
-    DeleteOut,
-    ProductForm,
-    ProductOut,
-    ProductPage,
-    QueryInfo,
-    SearchResponse,
-    UpsertOut,
-)
+from lookalike.service.schemas import ProductOut, QueryInfo, SearchResponse
 
 __all__ = ["router"]
 
