@@ -103,7 +103,7 @@ def test_rerank_adds_weighted_agreement_and_keeps_ties_in_order() -> None:
     np.testing.assert_allclose(scores, [1.0, 1.0, 0.9, 0.85], atol=1e-6)
 
 
-def _brute(ranked, q_types, q_fams, g_types, g_fams, k):
+def _brute(ranked, q_types, q_fams, g_types, g_fams, k, exclude=None):
     tc, ft, typed, both, best, fam = [], [], 0, 0, [], {}
     for i in range(len(q_types)):
         top = [j for j in ranked[i][:k] if j >= 0]
@@ -116,7 +116,11 @@ def _brute(ranked, q_types, q_fams, g_types, g_fams, k):
         fam.setdefault(q_fams[i], []).append(len(c_hits) / k)
         typed += len(t_hits)
         both += len(c_hits)
-        n_rel = sum(1 for j in range(len(g_types)) if g_types[j] in q_types[i] and g_fams[j] == q_fams[i])
+        n_rel = sum(
+            1
+            for j in range(len(g_types))
+            if g_types[j] in q_types[i] and g_fams[j] == q_fams[i] and (exclude is None or j != exclude[i])
+        )
         best.append(min(k, n_rel) / k)
     return np.mean(tc), np.mean(ft), both / typed, np.mean(best), {f: np.mean(v) for f, v in fam.items()}
 
@@ -132,8 +136,9 @@ def test_colour_metrics_match_a_brute_force_count(seed: int) -> None:
     q_fams = [["red", "blue", "white", "multi"][i] for i in rng.integers(0, 4, nq)]
     ranked = np.stack([rng.permutation(ng)[:12] for _ in range(nq)])
     ranked[0, 5:] = -1  # a padded row
-    got = colour_scores(ranked, q_types, q_fams, g_types, g_fams, k)
-    tc, ft, share, best, fam = _brute(ranked, q_types, q_fams, g_types, g_fams, k)
+    exclude = [int(j) for j in rng.integers(-1, ng, nq)]
+    got = colour_scores(ranked, q_types, q_fams, g_types, g_fams, k, exclude)
+    tc, ft, share, best, fam = _brute(ranked, q_types, q_fams, g_types, g_fams, k, exclude)
     assert got.type_colour == pytest.approx(tc)
     assert got.fine_type == pytest.approx(ft)
     assert got.colour_share == pytest.approx(share)

@@ -25,7 +25,7 @@ from lookalike.backends.base import CatalogBackend
 from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, product_family, rank
 from lookalike.colour.detect import ColourDetector, ColourEstimate
 from lookalike.colour.families import FAMILIES
-from lookalike.colour.ranking import PREFERENCE_WEIGHT, preference_distribution
+from lookalike.colour.ranking import PREFERENCE_WEIGHT, PRODUCT_COLOUR_WEIGHT, preference_distribution
 from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
 from lookalike.extractors import Extractor
 from lookalike.extractors.base import with_mirror
@@ -176,7 +176,7 @@ def _colour_plan(
     if fam >= 0:
         dist = np.zeros(len(FAMILIES), dtype=np.float32)
         dist[fam] = 1.0
-        return dist, host.colour_weight, SearchResult([], FAMILIES[fam], "product", None)
+        return dist, PRODUCT_COLOUR_WEIGHT, SearchResult([], FAMILIES[fam], "product", None)
     return None, 0.0, SearchResult([], None, None, None)
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_KIND_WEIGHT",
     "KIND_VOTERS",
     "PREFERENCE_WEIGHT",
+    "PRODUCT_COLOUR_WEIGHT",
     "agreement",
     "kind_votes",
     "preference_distribution",
@@ -26,6 +27,10 @@ __all__ = [
 #: Weight of colour agreement against cosine similarity, chosen on the training contributors' photos
 #: (docs/quality.md, "Colour-aware ranking").
 DEFAULT_COLOUR_WEIGHT = 0.3
+#: Weight of a "more like this" product's own colour (certain, so the kind matters more than for a photo):
+#: chosen on catalogue products the model trained on (ids = 1 mod 5; grid in docs/quality.md), reported on the
+#: test split.
+PRODUCT_COLOUR_WEIGHT = 0.2
 #: Weight when the shopper names the colour ("this, but in red"): the wish is certain, so it counts more.
 PREFERENCE_WEIGHT = 0.5
 
@@ -58,7 +63,7 @@ def rerank_order(scores: np.ndarray, agree: np.ndarray, weight: float) -> tuple[
 
 #: Weight of the kind vote (see :func:`kind_votes`), chosen with the colour weight on the training
 #: contributors' photos.
-DEFAULT_KIND_WEIGHT = 0.1
+DEFAULT_KIND_WEIGHT = 0.2
 #: How many of the most similar candidates vote on the query's kind.
 KIND_VOTERS = 20
 

@@ -94,9 +94,11 @@ def colour_scores(
     gallery_types: Sequence[str],
     gallery_families: Sequence[str | None],
     k: int = 10,
+    exclude: Sequence[int] | None = None,
 ) -> ColourScores:
     """Task 3's metrics of a ranking (``ranked[i]``: gallery indices for query i, best first; at least ``k``
-    columns, padded with -1)."""
+    columns, padded with -1). ``exclude[i]``: a gallery index query i may never get (itself), or -1; it does
+    not count towards the best achievable."""
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     ranked = np.asarray(ranked, dtype=np.int64)
@@ -114,6 +116,9 @@ def colour_scores(
     for i in np.flatnonzero(colour_q):
         accepts, family = query_types[i], query_families[i]
         n_rel = sum(1 for t, f in zip(g_types, fams, strict=True) if t in accepts and f == family)
+        bad = -1 if exclude is None else int(exclude[i])
+        if bad >= 0 and g_types[bad] in accepts and fams[bad] == family:
+            n_rel -= 1
         best.append(min(k, n_rel) / k)
 
     typed_hits = int(right_type[colour_q].sum())

@@ -36,6 +36,14 @@ def colour_markdown(results: Sequence[ColourTaskResult], settings: dict[str, Any
             f"| {w.type_colour:.3f} / {w.fine_type:.3f} / {w.colour_share:.3f} |"
         )
     for r in results:
+        if r.exact is not None and r.exact_without is not None:
+            lines += [
+                "",
+                f"{r.task} · {r.model}: type + the very same colour name (EVALUATION.md task 1's type+colour) "
+                f"mP@10 {r.exact.type_colour:.3f} (without the colour stage {r.exact_without.type_colour:.3f}; "
+                f"best achievable {r.exact.best:.3f}).",
+            ]
+    for r in results:
         lines += ["", f"## {r.task} · {r.model}: type+colour P@10 per colour family", ""]
         lines += ["| family | queries | with colour stage | without |", "|---|---|---|---|"]
         for fam, v in r.scores.per_family.items():

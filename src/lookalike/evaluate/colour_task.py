@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from lookalike.colour.families import FAMILIES, family_index, family_of
-from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, agreement, kind_votes, rerank_order
+from lookalike.colour.ranking import (
+    DEFAULT_COLOUR_WEIGHT,
+    DEFAULT_KIND_WEIGHT,
+    PRODUCT_COLOUR_WEIGHT,
+    agreement,
+    kind_votes,
+    rerank_order,
+)
 from lookalike.errors import SourceError
 from lookalike.evaluate.cache import EmbeddingCache
 from lookalike.evaluate.colour_metrics import ColourScores, colour_scores
@@ -76,6 +83,10 @@ class ColourTask:
     exclude: tuple[int, ...]
     query_colours: np.ndarray | None = None
     mirror: bool = True
+    #: Exact colour names (the catalogue's ``baseColour``) of queries and gallery, for the stricter score of
+    #: EVALUATION.md task 1 (same type and the very same colour name); None where the task has none.
+    exact_query: tuple[str, ...] | None = None
+    exact_gallery: tuple[str | None, ...] | None = None
 
 
 def _json(path: Path) -> Any:
@@ -144,12 +155,13 @@ def photo_colour_task(root: str | os.PathLike[str] | None = None, heldout_seed: 
     )
 
 
-def catalogue_colour_task(root: str | os.PathLike[str] | None = None) -> ColourTask:
+def catalogue_colour_task(root: str | os.PathLike[str] | None = None, remainder: int = 0) -> ColourTask:
     """The catalogue's test split (ids divisible by 5), each product ranked against the others; relevant: same
-    ``articleType`` and colour family. Products without a family count for the type score only."""
+    ``articleType`` and colour family. Products without a family count for the type score only.
+    ``remainder``: the products whose id leaves it modulo 5 instead (1-4: training products, for tuning)."""
     base = resolve_datasets_root(root)
     images, rows = _catalogue(base)
-    keep = [i for i, r in enumerate(rows) if int(r["id"]) % 5 == 0]
+    keep = [i for i, r in enumerate(rows) if int(r["id"]) % 5 == remainder]
     sub = images.subset(keep)
     rows = [rows[i] for i in keep]
     fams = tuple(family_of(r["baseColour"]) for r in rows)
@@ -172,6 +184,8 @@ def catalogue_colour_task(root: str | os.PathLike[str] | None = None) -> ColourT
         exclude=tuple(range(len(rows))),
         query_colours=known,
         mirror=False,
+        exact_query=tuple(r["baseColour"] for r in rows),
+        exact_gallery=tuple(r["baseColour"] for r in rows),
     )
 
 
@@ -188,6 +202,8 @@ class ColourTaskResult:
     query_colours: np.ndarray = field(repr=False)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    exact: ColourScores | None = None  # type + the very same colour name, where the task knows them
+    exact_without: ColourScores | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +212,11 @@ class ColourTaskResult:
             "description": self.description,
             "scores": self.scores.to_dict(),
             "without_colour": self.without_colour.to_dict(),
+            **(
+                {"exact_colour": self.exact.to_dict(), "exact_colour_without": self.exact_without.to_dict()}
+                if self.exact is not None and self.exact_without is not None
+                else {}
+            ),
             "settings": self.settings,
             "seconds": round(self.seconds, 1),
         }
@@ -244,7 +265,11 @@ def evaluate_colour_task(
             base = base + np.float32(kind_weight) * kind_votes(base, [task.gallery_types[j] for j in cand])
         order, _ = rerank_order(base, agreement(colours[i], fam_idx[cand]), weight)
         ranked[i, : cand.size] = cand[order]
-    args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k)
+    args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k, task.exclude)
+    exact = exact_without = None
+    if task.exact_query is not None and task.exact_gallery is not None:
+        strict = (task.query_types, task.exact_query, task.gallery_types, task.exact_gallery, k, task.exclude)
+        exact, exact_without = colour_scores(ranked, *strict), colour_scores(idx, *strict)
     return ColourTaskResult(
         task=task.name,
         model=label,
@@ -260,6 +285,8 @@ def evaluate_colour_task(
             "query_flip": bool(query_flip and task.mirror),
         },
         seconds=time.perf_counter() - start,
+        exact=exact,
+        exact_without=exact_without,
     )
 
 
@@ -307,8 +334,9 @@ def run_colour_evaluation(
         label, extractor = load_model(spec)
         for task in tasks:
             report = functools.partial(progress, label, task.name) if progress is not None else None
+            weight = PRODUCT_COLOUR_WEIGHT if task.query_colours is not None else DEFAULT_COLOUR_WEIGHT
             result = evaluate_colour_task(
-                task, extractor, detect, label, cache, k, query_flip=query_flip, progress=report
+                task, extractor, detect, label, cache, k, weight=weight, query_flip=query_flip, progress=report
             )
             out.append((result, task))
     return out
