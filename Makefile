@@ -15,9 +15,11 @@ $(BIN)/python:
 
 # torch==2.13.0 installs a CPU build from a local wheel on the project machines (see README).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "Installing lookalike and its dependencies into $(VENV) (about 1-2 minutes)..."
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,torch,hub,eval,milvus,heif,quantize,dev]'
+	$(BIN)/pip install --progress-bar off -e '.[serve,torch,hub,eval,milvus,heif,quantize,dev]'
 	touch $@
+	@echo "Installed: run the command as $(BIN)/lookalike, or 'source $(BIN)/activate' first."
 
 install: $(VENV)/.installed
 
