@@ -122,10 +122,11 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
         base = scores + np.float32(ctx.kind_weight) * kind_votes(scores, [h.product.article_type for h in hits])
         agree = agreement(ctx.colour, fams)
         order, keys = rerank_order(base, agree, ctx.colour_weight)
+        agree_list, key_list = agree.tolist(), keys.tolist()
         out.append(
             [
-                replace(hits[i], colour_match=float(agree[i]), rank_score=float(key))
-                for i, key in zip(order, keys, strict=True)
+                Hit(hits[i].id, hits[i].score, hits[i].product, agree_list[i], key)
+                for i, key in zip(order.tolist(), key_list, strict=True)
             ]
         )
     return out

@@ -85,6 +85,7 @@ def _lookup() -> dict[str, str]:
     return table
 
 
+@lru_cache(maxsize=4096)
 def family_of(name: str | None) -> str | None:
     """The family of a colour name (``"Navy Blue"`` → ``"blue"``), or ``None`` when the name is unknown."""
     if not name or not isinstance(name, str):
@@ -92,6 +93,7 @@ def family_of(name: str | None) -> str | None:
     return _lookup().get(_key(name))
 
 
+@lru_cache(maxsize=4096)
 def family_index(name: str | None) -> int:
     """Position of ``name``'s family in :data:`FAMILIES`, or -1."""
     fam = family_of(name)
