@@ -99,10 +99,11 @@ def merge_mirror_views(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[
 def product_family(product: Product) -> int:
     """A product's colour family (index into :data:`lookalike.colour.FAMILIES`, -1 unknown): from its own
     colour field, else the family the ingest predicted from its picture."""
-    own = family_index(product.colour)
+    own = family_index(product.colour) if isinstance(product.colour, str) else -1
     if own >= 0:
         return own
-    return family_index((product.extra or {}).get(PREDICTED_COLOUR))
+    predicted = (product.extra or {}).get(PREDICTED_COLOUR)
+    return family_index(predicted) if isinstance(predicted, str) else -1
 
 
 def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:

@@ -29,6 +29,7 @@ FAMILIES: tuple[str, ...] = (
     "multi",
 )
 MULTI = "multi"
+_INDEX = {fam: i for i, fam in enumerate(FAMILIES)}
 
 _NAMES: dict[str, tuple[str, ...]] = {
     "black": ("Black", "Jet Black", "Onyx"),
@@ -85,19 +86,22 @@ def _lookup() -> dict[str, str]:
     return table
 
 
-@lru_cache(maxsize=4096)
 def family_of(name: str | None) -> str | None:
     """The family of a colour name (``"Navy Blue"`` → ``"blue"``), or ``None`` when the name is unknown."""
     if not name or not isinstance(name, str):
         return None
-    return _lookup().get(_key(name))
+    return _family(name)
 
 
 @lru_cache(maxsize=4096)
+def _family(name: str) -> str | None:
+    return _lookup().get(_key(name))
+
+
 def family_index(name: str | None) -> int:
     """Position of ``name``'s family in :data:`FAMILIES`, or -1."""
     fam = family_of(name)
-    return FAMILIES.index(fam) if fam is not None else -1
+    return _INDEX[fam] if fam is not None else -1
 
 
 def nearest_names(family: str, known: tuple[str, ...] | list[str] = ()) -> list[str]:
