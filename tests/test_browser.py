@@ -553,3 +553,144 @@ def test_facet_counts_come_from_the_api(page: Any, products: list[dict[str, str]
     men = sum(r["gender"] == "Men" for r in products)
     assert _option_labels(page, "gender")["Men"] == (f"Men ({men})", False)  # its own filter left out
     assert not [u for u in asked if "/api/products?" in u and "limit=200" in u]  # no reading every product
+
+
+# --- words: alone, or moving a photo's or a URL's search ----------------------------------------------------
+def _titles(page: Any) -> list[str]:
+    return page.eval_on_selector_all(
+        "#results .card:not(.skeleton) .card-title", "titles => titles.map(t => t.textContent)"
+    )
+
+
+def _search_words(page: Any, words: str) -> Any:
+    """Type ``words`` in the words box and press Enter; the search's response."""
+    page.fill("#text-input", words)
+    with page.expect_response(_is_search) as response:
+        page.press("#text-input", "Enter")
+    return response.value
+
+
+def test_a_words_search_shows_products_that_match_the_words(page: Any) -> None:
+    page.goto("/")
+    assert "navy blue shirt" in page.locator("#text-input").get_attribute("placeholder")
+    response = _search_words(page, "watch")
+    assert response.request.post_data_json == {"text": "watch", "k": 24, "filters": {}}
+    assert response.json()["query"] == {"type": "text", "value": "watch"}
+    watches = _wait_for_results(page)
+    assert all("Watches" in t for t in _titles(page)[: TYPES["Watches"]])  # the catalogue's three watches first
+    assert page.locator("#query-kind").inner_text().lower() == "results for your words"
+    assert page.locator("#results-heading").inner_text() == "watch"
+    assert page.locator("#query-thumb").is_hidden() and page.locator("#attach").is_hidden()
+    assert page.locator("#results-meta").inner_text().startswith("24 matches")
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "browser-words.png"))
+
+    page.fill("#text-input", "handbag")
+    with page.expect_response(_is_search):
+        page.click("#text-submit")  # the button searches too
+    bags = _wait_for_results(page, previous=watches)
+    assert all("Handbags" in t for t in _titles(page)[: TYPES["Handbags"]])
+    assert page.locator("#results-heading").inner_text() == "handbag"
+
+    page.go_back()  # Back: the words search before, its words in the box again
+    page.wait_for_function("() => document.querySelector('#results-heading').textContent === 'watch'")
+    assert _wait_for_results(page, previous=bags) == watches
+    assert page.locator("#text-input").input_value() == "watch"
+    page.go_forward()
+    page.wait_for_function("() => document.querySelector('#results-heading').textContent === 'handbag'")
+    assert _wait_for_results(page, previous=watches) == bags
+    assert page.locator("#text-input").input_value() == "handbag"
+
+    body = _search_words(page, "red tshirt").json()
+    assert body["colour"] == {**body["colour"], "ranked_by": "red", "source": "words"}
+    _wait_for_results(page, previous=bags)
+    assert page.locator("#colour-status").inner_text() == "Ranked for: red (from your words)"
+    assert _chip(page, "red").get_attribute("aria-pressed") == "true"
+    assert _chip(page, "red").locator(".chip-tag").inner_text().lower() == "words"
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_photo_plus_words_sends_both_and_the_header_shows_the_words(page: Any) -> None:
+    page.add_init_script(_RECORD_FORMS)
+    page.goto("/")
+    page.set_input_files("#file-input", str(DEMO / "queries" / "tshirt.jpg"))
+    photo = _wait_for_results(page)
+    assert "text" not in _last_form(page)
+    assert page.locator("#attach").is_visible() and page.locator("#attach-name").inner_text() == "tshirt.jpg"
+    assert page.locator("#query-words").is_hidden()
+
+    page.locator("#text-input").focus()  # keyboard only: type the words, Enter
+    page.keyboard.type("in red")
+    with page.expect_response(_is_search) as moved:
+        page.keyboard.press("Enter")
+    red = _wait_for_results(page, previous=photo)
+    assert _last_form(page)["text"] == "in red" and _last_form(page)["k"] == "24"
+    body = moved.value.json()
+    assert body["query"] == {"type": "image", "value": "tshirt.jpg", "text": "in red"}
+    assert body["colour"]["ranked_by"] == "red" and body["colour"]["source"] == "words"
+    assert page.locator("#results-heading").inner_text() == "tshirt.jpg"
+    assert page.locator("#query-words").inner_text() == "with the words “in red”"
+    assert page.locator("#colour-status").inner_text() == "Ranked for: red (from your words)"
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "browser-photo-words.png"))
+
+    page.click("#attach-remove")  # the photo let go: the same words search alone
+    assert page.locator("#attach").is_hidden()
+    assert page.evaluate("() => document.activeElement.id") == "text-input"
+    with page.expect_response(_is_search) as alone:
+        page.keyboard.press("Enter")
+    _wait_for_results(page, previous=red)
+    assert alone.value.request.post_data_json == {"text": "in red", "k": 24, "filters": {}}
+    assert page.locator("#query-kind").inner_text().lower() == "results for your words"
+
+    page.go_back()  # the photo with its words again
+    page.wait_for_function("() => document.querySelector('#query-words').textContent.includes('in red')")
+    assert _wait_for_results(page) == red
+    assert page.locator("#results-heading").inner_text() == "tshirt.jpg"
+    assert page.locator("#attach").is_visible() and page.locator("#text-input").input_value() == "in red"
+    assert _last_form(page)["text"] == "in red"
+    page.go_back()  # the photo alone: the words box empties
+    page.wait_for_function(
+        "() => document.querySelector('#query-words').hidden"
+        " && document.querySelector('#results-heading').textContent === 'tshirt.jpg'"
+    )
+    assert _wait_for_results(page) == photo
+    assert page.locator("#text-input").input_value() == ""
+    assert "text" not in _last_form(page)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_url_plus_words_sends_both(page: Any, base_url: str) -> None:
+    page.goto("/")
+    url = f"{base_url}/static/favicon.svg"  # loopback: refused by the server, but the request is what counts
+    page.fill("#url-input", url)
+    page.fill("#text-input", "  in   black ")
+    with page.expect_response(_is_search) as response:
+        page.press("#text-input", "Enter")
+    assert response.value.request.post_data_json == {"url": url, "text": "in black", "k": 24, "filters": {}}
+    page.locator("#alert").wait_for(state="visible")
+    assert "not allowed" in page.locator("#alert").inner_text()
+
+
+def test_words_errors_are_shown(page: Any) -> None:
+    page.goto("/")
+    page.press("#text-input", "Enter")  # nothing to search for
+    alert = page.locator("#alert")
+    alert.wait_for(state="visible")
+    assert "Type a few words" in alert.inner_text()
+
+    too_long = "x" * 501
+    response = _search_words(page, too_long)
+    assert response.status == 422 and "500 characters" in response.json()["detail"]
+    page.wait_for_function("() => document.querySelector('#alert-text').textContent.includes('500 characters')")
+    assert alert.inner_text().startswith("Please check the words:")
+    assert page.locator("#text-input").input_value() == too_long  # kept, to be corrected
+    assert page.locator("#query-summary").is_hidden() and page.locator("#search-empty").is_visible()
+    assert page.locator("#search-progress").is_hidden()
+
+    _search_words(page, "jeans")
+    jeans = _wait_for_results(page)
+    assert alert.is_hidden()
+    _search_words(page, too_long)
+    page.wait_for_function("() => !document.querySelector('#alert').hidden")
+    assert _result_ids(page) == jeans and page.locator("#results-heading").inner_text() == "jeans"  # kept

@@ -1,8 +1,11 @@
-// lookalike web page: search by photo, URL or product; browse the catalogue. No build step.
+// lookalike web page: search by words, photo, URL or product (or a picture with words); browse the catalogue.
+// No build step.
 
 import { abort, api } from "./api.js";
-import { colourRequest, hideColours, restoreColours, showColours, wireColours } from "./colour.js";
-import { currentFilters, currentK, formatPrice, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
+import { hideColours, restoreColours, showColours, wireColours } from "./colour.js";
+import { currentFilters, formatPrice, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
+import { pictureOf, searchRequest, showQuery } from "./query.js";
+import { attached, currentWords, setAttached, setWords, wireWords } from "./words.js";
 
 const $ = (selector) => document.querySelector(selector);
 const PAGE_SIZE = 24;
@@ -10,7 +13,8 @@ const NARROW = window.matchMedia("(max-width: 860px)"); // the phone layout: fil
 
 const state = {
   view: "search",
-  query: null, // {type: "image", file, preview} | {type: "url", url} | {type: "product", id, title, image}
+  query: null, // {type: "image", file, preview} | {type: "url", url} | {type: "product", id, title, image} |
+  // {type: "text"}, each with `text` when it has words (query.js)
   browseOffset: 0,
   browseTotal: 0,
   shown: null, // the query whose results are on screen
@@ -114,28 +118,6 @@ function scrollToResults(view = "search") {
   if (top < 0 || top > window.innerHeight * 0.35) head.scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
-function showQuery(query) {
-  const thumb = $("#query-thumb");
-  const kind = $("#query-kind");
-  const title = $("#results-heading");
-  thumb.hidden = false;
-  if (query.type === "image") {
-    thumb.src = query.preview;
-    kind.textContent = "Results for your photo";
-    title.textContent = query.file.name || "Pasted image";
-  } else if (query.type === "url") {
-    thumb.src = query.url;
-    kind.textContent = "Results for the image at";
-    title.textContent = query.url;
-  } else {
-    thumb.src = query.image;
-    kind.textContent = "More like this product";
-    title.textContent = query.title;
-  }
-  $("#query-summary").hidden = false;
-  $("#search-empty").hidden = true;
-}
-
 function releasePreviews() {
   for (const url of state.previews) {
     if (url !== state.query?.preview && url !== state.shown?.preview) {
@@ -146,30 +128,15 @@ function releasePreviews() {
 }
 
 // --- search -----------------------------------------------------------------------------------
-function searchRequest(query) {
-  const k = currentK();
-  const filters = currentFilters();
-  if (query.type === "image") {
-    const form = new FormData();
-    form.append("image", query.file, query.file.name || "pasted-image");
-    form.append("k", String(k));
-    const fields = { ...filters, ...colourRequest(query, "prefer_colour") }; // a preference, or colour_rank=false
-    for (const [name, value] of Object.entries(fields)) form.append(name, String(value));
-    return { method: "POST", body: form };
-  }
-  const body = query.type === "url" ? { url: query.url } : { product_id: query.id };
-  return {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ...body, k, filters, ...colourRequest(query) }),
-  };
-}
-
 async function runSearch(query, { scroll = true } = {}) {
-  if (query !== state.query) $("#url-input").value = query.type === "url" ? query.url : ""; // a new search
   if (query.type === "image" && !state.previews.has(query.preview)) { // back to a photo: its preview was let go
     query.preview = URL.createObjectURL(query.file);
     state.previews.add(query.preview);
+  }
+  if (query !== state.query) { // a new search: the boxes show what it searched for
+    $("#url-input").value = query.type === "url" ? query.url : "";
+    setWords(query.text);
+    setAttached(pictureOf(query));
   }
   if (query !== state.shown) hideColours(); // the chips were the other search's
   state.query = query;
@@ -187,9 +154,10 @@ async function runSearch(query, { scroll = true } = {}) {
     showColours(query, result.colour);
     releasePreviews();
     const n = result.count;
+    const noun = query.type === "text" ? ["match", "matches"] : ["lookalike", "lookalikes"];
     state.shownMeta = n === 0
       ? "No products match these filters."
-      : `${n} lookalike${n === 1 ? "" : "s"} · ${Math.round(result.took_ms)} ms`;
+      : `${n} ${noun[n === 1 ? 0 : 1]} · ${Math.round(result.took_ms)} ms`;
     $("#results-meta").textContent = state.shownMeta;
     setBusy("search", false);
   } catch (err) {
@@ -198,6 +166,7 @@ async function runSearch(query, { scroll = true } = {}) {
     grid.querySelectorAll(".skeleton").forEach((el) => el.remove());
     // Keep what was on screen, labelled as what it is; with nothing on screen, show the introduction.
     state.query = state.shown;
+    setAttached(pictureOf(state.shown)); // the words box keeps the words, to be corrected
     if (history.state?.entry === query.entry && query !== state.shown) { // the URL says so too
       const shown = state.shown;
       history.replaceState(shown && { entry: shown.entry }, "", shown ? hashFor(shown) : "#search");
@@ -222,7 +191,7 @@ function searchFile(file) {
     showError(`“${file.name}” is not an image. Choose a JPEG, PNG, WebP, GIF, BMP or TIFF photo.`);
     return;
   }
-  const query = { type: "image", file };
+  const query = withWords({ type: "image", file });
   remember(query);
   showView("search");
   runSearch(query);
@@ -234,7 +203,29 @@ function searchUrl(raw) {
     showError("Enter an image URL that starts with http:// or https://");
     return;
   }
-  const query = { type: "url", url };
+  const query = withWords({ type: "url", url });
+  remember(query);
+  showView("search");
+  runSearch(query);
+}
+
+function withWords(query) {
+  const text = currentWords();
+  if (text) query.text = text;
+  return query;
+}
+
+function searchBox() {
+  // Enter in the words box: with a URL in the URL box, that image and the words; with a photo or product
+  // beside the box, that picture and the words (or alone, when the words were cleared); else the words alone.
+  const url = $("#url-input").value.trim();
+  if (url) return searchUrl(url);
+  const picture = attached();
+  const query = withWords(picture ? { ...picture } : { type: "text" });
+  if (!picture && !query.text) {
+    showError("Type a few words to search by, or choose a photo.");
+    return;
+  }
   remember(query);
   showView("search");
   runSearch(query);
@@ -296,6 +287,8 @@ function showIntro() {
   $("#search-empty").hidden = false;
   $("#results-meta").textContent = "";
   $("#url-input").value = "";
+  setWords("");
+  setAttached(null);
   hideColours();
   releasePreviews();
 }
@@ -442,6 +435,7 @@ function wireControls() {
 }
 
 wireInputs();
+wireWords(searchBox);
 wireControls();
 wireColours((query) => runSearch(query, { scroll: false }));
 loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));

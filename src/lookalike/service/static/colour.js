@@ -35,20 +35,26 @@ function buildChips(families) {
 }
 
 function paint(ranked) {
-  // Mark the chips: the colour seen in the query picture (or the product's own) and the one ranked for.
+  // Mark the chips: the colour seen in the query picture (or the product's own), the colour named in the
+  // query's words, and the one ranked for.
   const rank = $("#colour-rank").checked;
   for (const chip of $("#colour-chips").querySelectorAll(".chip")) {
     const family = chip.dataset.family;
     const seen = family === current.seen;
+    const named = family === current.named;
     chip.setAttribute("aria-pressed", String(rank && family === ranked));
     chip.classList.toggle("is-seen", seen);
-    chip.querySelector(".chip-tag").textContent = seen ? "seen" : "";
+    chip.querySelector(".chip-tag").textContent = named ? "words" : seen ? "seen" : "";
     chip.disabled = !rank;
-    chip.title = seen ? `Rank by ${family}, the colour seen in the picture` : `Rank ${family} products first`;
+    chip.title = named ? `Rank by ${family}, the colour in your words`
+      : seen ? `Rank by ${family}, the colour seen in the picture` : `Rank ${family} products first`;
   }
   const status = $("#colour-status");
+  const words = current.named && !current.prefer ? current.named : null; // the words' colour, not overridden
+  $("#colour-reset").textContent = current.named ? "Back to the colour in your words" : "Back to the colour seen";
   if (!rank) status.textContent = "Colour matching is off";
-  else if (!ranked) status.textContent = "No colour seen: pick one to rank by";
+  else if (!ranked) status.textContent = `No colour ${current.type === "text" ? "named" : "seen"}: pick one to rank by`;
+  else if (ranked === words) status.textContent = `Ranked for: ${ranked} (from your words)`;
   else if (ranked === current.seen) status.textContent = `Ranked for ${ranked}, the colour seen`;
   else status.textContent = `Ranked for ${ranked}${current.seen ? ` (seen: ${current.seen})` : ""}`;
   $("#colour-reset").hidden = !rank || !current.prefer;
@@ -58,6 +64,9 @@ function paint(ranked) {
 export function showColours(query, colour) {
   const seen = colour.detected || (colour.source === "product" ? colour.ranked_by : null);
   if (seen) query.seen = seen; // a product search with a preference says nothing of the product's own colour
+  // the colour the words name, remembered while a chip's preference overrides it
+  if (colour.source === "words") query.named = colour.ranked_by;
+  else if (!query.prefer) query.named = null;
   current = query;
   shown = { query, prefer: query.prefer || null, rank: $("#colour-rank").checked, colour };
   buildChips(colour.families || []);
@@ -83,7 +92,7 @@ export function wireColours(rerun) {
   const prefer = (family) => {
     if (!current || family === (current.prefer || null)) return;
     current.prefer = family;
-    paint(family || current.seen || null);
+    paint(family || current.named || current.seen || null);
     rerun(current);
   };
   $("#colour-chips").addEventListener("click", (event) => {
@@ -91,12 +100,13 @@ export function wireColours(rerun) {
     if (!chip || chip.disabled || !current) return;
     const family = chip.dataset.family;
     // the seen colour, or the preference again: back to the colour seen
-    prefer(family === current.seen || family === current.prefer ? null : family);
+    const back = family === current.prefer || family === (current.named || current.seen);
+    prefer(back ? null : family);
   });
   $("#colour-reset").addEventListener("click", () => prefer(null));
   $("#colour-rank").addEventListener("change", () => {
     if (!current) return;
-    paint($("#colour-rank").checked ? current.prefer || current.seen || null : null);
+    paint($("#colour-rank").checked ? current.prefer || current.named || current.seen || null : null);
     rerun(current);
   });
 }
