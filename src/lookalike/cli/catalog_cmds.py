@@ -269,9 +269,11 @@ def _print_hits(label: str, hits, result=None) -> None:  # type: ignore[no-untyp
         table.add_row(
             str(rank), f"{h.score:.3f}", *(escape(c) for c in cells), "" if p.price is None else f"{p.price:.2f}",
         )  # fmt: skip
-        if h.duplicates:
-            table.add_row("", "", f"+ {len(h.duplicates)} more with this picture: {escape(', '.join(h.duplicates))}")
     out.print(table, soft_wrap=False)
+    for rank, h in enumerate(hits, start=1):
+        if h.duplicates:
+            same = f"#{rank} {h.id}: {len(h.duplicates)} more with this picture ({', '.join(h.duplicates)})"
+            out.print(same, highlight=False, markup=False)
     if not hits:
         out.print("no products match")
 
