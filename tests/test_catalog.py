@@ -290,8 +290,10 @@ def test_changed_picture_is_re_embedded(new_catalog, products_copy):
     shutil.copyfile(folder / "19265.jpg", folder / "13466.jpg")  # t-shirt now shows a watch
     report = new_catalog.ingest(read_csv(products_copy))
     assert (report.updated, report.embedded) == (1, 1)
-    hits = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2)
+    hits = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2, collapse=False)
     assert {h.id for h in hits} == {"19265", "13466"}
+    top = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2)[0]  # the same bytes now: shown once
+    assert {top.id, *top.duplicates} == {"19265", "13466"}
     assert new_catalog.verify()["ok"]
 
 
