@@ -152,3 +152,15 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str
         sys.argv = old
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def add_twin(csv_path: Path, of: str = "20842", twin: str = "twin-20842") -> Path:
+    """Append to a products CSV a product ``twin`` with the very same picture file as product ``of`` (another
+    title): a catalogue with one duplicated picture. Returns ``csv_path``."""
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    row = {**next(r for r in rows if r["id"] == of), "id": twin, "title": f"Twin of {of}"}
+    with csv_path.open("a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=fields).writerow(row)
+    return csv_path

@@ -694,3 +694,42 @@ def test_words_errors_are_shown(page: Any) -> None:
     _search_words(page, too_long)
     page.wait_for_function("() => !document.querySelector('#alert').hidden")
     assert _result_ids(page) == jeans and page.locator("#results-heading").inner_text() == "jeans"  # kept
+
+
+@pytest.fixture(scope="module")
+def twins_url(
+    catalog_dir: Path, products: list[dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The catalogue plus "twin", another product with the very same picture as the first, served apart."""
+    from lookalike.catalog import Catalog
+    from lookalike.product import Product
+    from lookalike.service import ServiceSettings, create_app
+
+    copy = tmp_path_factory.mktemp("catalogs") / "twins"
+    shutil.copytree(catalog_dir, copy)
+    with Catalog.open(copy) as cat:
+        cat.upsert(Product("twin", title="The same picture", price=9.99), (DEMO / products[0]["image"]).read_bytes())
+    settings = ServiceSettings(admin_token=None, allow_private_urls=False, cors_origins=[], default_k=24, max_k=100)
+    with serving_app(create_app(copy, settings)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_products_sharing_a_picture_show_once_with_how_many_more(
+    browser: Any, twins_url: str, products: list[dict[str, str]]
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=twins_url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto("/")
+        page.wait_for_function("() => document.querySelector('#catalog-size').textContent.includes('25 products')")
+        page.set_input_files("#file-input", str(DEMO / products[0]["image"]))
+        ids = _wait_for_results(page)
+        assert len(ids) == 24 and len(set(ids)) == 24  # 25 products, 24 pictures
+        assert len({products[0]["id"], "twin"} & set(ids)) == 1
+        top = page.locator("#results .card").first
+        assert top.get_attribute("data-id") in (products[0]["id"], "twin")
+        assert top.locator(".card-duplicates").inner_text() == "1 more with this picture"
+        assert page.locator("#results .card-duplicates").count() == 1
+    finally:
+        context.close()

@@ -290,8 +290,10 @@ def test_changed_picture_is_re_embedded(new_catalog, products_copy):
     shutil.copyfile(folder / "19265.jpg", folder / "13466.jpg")  # t-shirt now shows a watch
     report = new_catalog.ingest(read_csv(products_copy))
     assert (report.updated, report.embedded) == (1, 1)
-    hits = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2)
+    hits = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2, collapse=False)
     assert {h.id for h in hits} == {"19265", "13466"}
+    top = new_catalog.search(PRODUCTS_DIR / "images/19265.jpg", k=2)[0]  # the same bytes now: shown once
+    assert {top.id, *top.duplicates} == {"19265", "13466"}
     assert new_catalog.verify()["ok"]
 
 
@@ -611,3 +613,88 @@ def test_unreadable_source_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no image files"):
         list(read_folder(tmp_path / "empty"))
+
+
+# --- identical pictures ------------------------------------------------------------------------------
+def _hit(pid: str, score: float) -> Hit:
+    return Hit(pid, score, Product(pid))
+
+
+def test_collapse_stage_keeps_the_best_ranked_of_each_picture_and_lists_the_others():
+    from lookalike.catalog.ranking import collapse_duplicates
+
+    hits = [_hit(p, 1.0 - i / 10) for i, p in enumerate("abcdef")]
+    pictures = {"a": "x", "b": "y", "c": "x", "d": None, "e": "y", "f": "x"}
+    asked: list[list[str]] = []
+
+    def keys(ids):
+        asked.append(list(ids))
+        return {i: pictures[i] for i in ids}
+
+    out = collapse_duplicates(QueryContext(3, pictures=keys), [hits])
+    assert asked == [list("abcdef")]  # one look-up per list
+    assert [(h.id, h.duplicates) for h in out[0]] == [("a", ["c", "f"]), ("b", ["e"]), ("d", [])]
+    assert [h.score for h in out[0]] == [1.0, 0.9, 0.7]  # order and scores kept
+    assert all(h.duplicates == [] for h in hits)  # the input hits are left as they were
+    assert collapse_duplicates(QueryContext(3), [hits]) == [hits]  # no look-up: unchanged
+    assert rank(QueryContext(2, candidates=6, pictures=keys), [hits]) == out[0][:2]
+
+
+def test_rank_filled_fetches_deeper_until_k_distinct_pictures():
+    from lookalike.catalog.query import rank_filled
+
+    pool = [_hit(f"p{i}", 1.0 - i / 100) for i in range(40)]
+    picture = {h.id: f"pic{int(h.id[1:]) // 4}" for h in pool}  # every picture shared by four products
+    depths: list[int] = []
+
+    def fetch(depth):
+        depths.append(depth)
+        return [pool[:depth], pool[:depth]]  # two views, as a picture query has
+
+    ctx = QueryContext(3, pictures=lambda ids: {i: picture[i] for i in ids})
+    hits = rank_filled(ctx, fetch, DEFAULT_STAGES)
+    assert [h.id for h in hits] == ["p0", "p4", "p8"] and hits[0].duplicates == ["p1", "p2", "p3"]
+    assert depths == [3, 6, 12]
+    depths.clear()
+    assert len(rank_filled(QueryContext(20, pictures=ctx.pictures), fetch, DEFAULT_STAGES)) == 10  # only 10 pictures
+    assert depths == [20, 40, 80]  # stops once the lists come back short of the depth asked
+    depths.clear()
+    assert [h.id for h in rank_filled(QueryContext(3), fetch, DEFAULT_STAGES)] == ["p0", "p1", "p2"]
+    assert depths == [3]
+
+
+def test_products_sharing_a_picture_show_once_unless_collapse_is_off(catalogs, lite0, products_copy):
+    from .conftest import add_twin
+
+    cat = catalogs.create("twins", extractor=lite0)
+    try:
+        assert cat.ingest(read_csv(add_twin(products_copy))).added == 17
+        picture = PRODUCTS_DIR / "images/20842.jpg"
+        for colour_rank in (True, False):
+            hits = cat.search(picture, k=4, colour_rank=colour_rank)
+            ids = [h.id for h in hits]
+            assert len(ids) == 4 and len(set(ids)) == 4
+            assert {ids[0], *hits[0].duplicates} == {"20842", "twin-20842"}
+            assert all(h.duplicates == [] for h in hits[1:])
+            both = [h.id for h in cat.search(picture, k=4, colour_rank=colour_rank, collapse=False)]
+            assert {"20842", "twin-20842"} <= set(both[:2]) and len(both) == 4
+        # every distinct picture still comes back: 17 products, 16 pictures
+        everything = cat.search(picture, k=16, colour_rank=False)
+        assert len(everything) == 16 and sum(len(h.duplicates) for h in everything) == 1
+        assert len(cat.search(picture, k=17, colour_rank=False)) == 16
+        assert len(cat.search(picture, k=17, colour_rank=False, collapse=False)) == 17
+        assert len(cat.search_many([picture], k=16, colour_rank=False)[0]) == 16
+        words = cat.search(picture, text="in red", k=4)
+        assert len({h.id for h in words}) == 4
+        assert not {"20842", "twin-20842"} <= {h.id for h in words}
+        # "more like this" leaves the product out; its twin is then a plain hit
+        more = cat.search(product_id="20842", k=3)
+        assert more[0].id == "twin-20842" and more[0].duplicates == []
+        cat.collapse_duplicates = False
+        assert {"20842", "twin-20842"} <= {h.id for h in cat.search(picture, k=4)}
+        assert cat.search(picture, k=4, collapse=True)[0].duplicates
+        from lookalike.catalog.duplicates import duplicate_groups
+
+        assert duplicate_groups(cat.backend) == [["20842", "twin-20842"]]
+    finally:
+        cat.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -274,3 +275,30 @@ def test_search_colour_preference_switch_and_exact_filter_are_apart(cli_catalog,
     assert code == 0 and " Blue " in out and " Black " not in out  # the exact filter
     code, _, err = run(capsys, "search", cli_catalog, photo, "--colour", "sparkly")
     assert code != 0 and "unknown colour" in err
+
+
+def test_products_sharing_a_picture_in_search_and_info(tmp_path, capsys):
+    from .conftest import add_twin
+
+    csv_path = tmp_path / "src" / "products.csv"
+    shutil.copytree(PRODUCTS_DIR, csv_path.parent)
+    add_twin(csv_path)
+    path = tmp_path / "cat"
+    assert run(capsys, "ingest", path, "--csv", csv_path)[0] == 0
+    picture = PRODUCTS_DIR / "images/20842.jpg"
+    code, out, _ = run(capsys, "search", path, picture, "-k", "3", "--json")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and len(hits) == 3
+    assert {hits[0]["id"], *hits[0]["duplicates"]} == {"20842", "twin-20842"}
+    code, out, _ = run(capsys, "search", path, picture, "-k", "3", "--json", "--no-collapse")
+    hits = json.loads(out)["hits"]
+    assert {h["id"] for h in hits[:2]} == {"20842", "twin-20842"} and not any("duplicates" in h for h in hits)
+    code, out, _ = run(capsys, "search", path, picture, "-k", "3")
+    assert code == 0 and "1 more with this picture" in out
+    code, out, _ = run(capsys, "info", path, "--duplicates", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["duplicates"] == [["20842", "twin-20842"]] and info["duplicate_groups"] == 1
+    code, out, _ = run(capsys, "info", path, "--duplicates")
+    assert code == 0 and "same picture: 20842 twin-20842" in out
+    code, out, _ = run(capsys, "info", path, "--json")
+    assert "duplicates" not in json.loads(out)

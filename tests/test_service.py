@@ -971,3 +971,53 @@ def test_colour_preference_and_switch_through_json_and_multipart(
     assert own["colour"] == {**own["colour"], "ranked_by": family_of(row["colour"]), "source": "product"}
     bad = client.post("/api/search", json={"product_id": row["id"], "colour": "sparkly"})
     assert bad.status_code == 422 and "unknown colour" in bad.json()["detail"]
+
+
+# --- products sharing a picture ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def twins(tiny_catalog: Path, tiny_rows: list[dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny catalogue plus "twin": another product with the very same picture as the first row."""
+    from lookalike.catalog import Catalog
+
+    copy = tmp_path_factory.mktemp("catalogs") / "twins"
+    shutil.copytree(tiny_catalog, copy)
+    with Catalog.open(copy) as cat:
+        assert cat.upsert(Product("twin", title="The same picture"), _image_bytes(tiny_rows[0])) == "added"
+    return copy
+
+
+def test_products_sharing_a_picture_show_once_unless_collapse_is_false(
+    twins: Path, tiny_rows: list[dict[str, str]], image_server: str
+) -> None:
+    pair = {tiny_rows[0]["id"], "twin"}
+    with TestClient(create_app(twins, _settings(allow_private_urls=True))) as c:
+        for response in (
+            _upload(c, _image_bytes(tiny_rows[0]), k="3"),
+            c.post("/api/search", json={"url": f"{image_server}/shirt.jpg", "k": 3}),
+        ):
+            hits = response.json()["hits"]
+            assert len(hits) == 3 and {hits[0]["id"], *hits[0]["duplicates"]} == pair, response.text
+            assert [h["duplicates"] for h in hits[1:]] == [[], []]
+        for response in (
+            _upload(c, _image_bytes(tiny_rows[0]), k="3", collapse="false"),
+            c.post("/api/search", json={"url": f"{image_server}/shirt.jpg", "k": 3, "collapse": False}),
+        ):
+            hits = response.json()["hits"]
+            assert {h["id"] for h in hits[:2]} == pair and all(h["duplicates"] == [] for h in hits), response.text
+        assert c.post("/api/search", json={"url": f"{image_server}/shirt.jpg", "collapse": "maybe"}).status_code == 422
+        schema = c.get("/openapi.json").json()["components"]["schemas"]
+        assert (
+            "collapse" in schema["SearchRequest"]["properties"] and "collapse" in schema["SearchUpload"]["properties"]
+        )
+        assert schema["HitOut"]["properties"]["duplicates"]["type"] == "array"
+    with TestClient(create_app(twins, _settings(collapse_duplicates=False))) as off:
+        hits = _upload(off, _image_bytes(tiny_rows[0]), k="3").json()["hits"]
+        assert {h["id"] for h in hits[:2]} == pair
+        hits = _upload(off, _image_bytes(tiny_rows[0]), k="3", collapse="true").json()["hits"]
+        assert {hits[0]["id"], *hits[0]["duplicates"]} == pair
+
+
+def test_collapse_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().collapse_duplicates is True
+    monkeypatch.setenv("LOOKALIKE_COLLAPSE_DUPLICATES", "0")
+    assert ServiceSettings().collapse_duplicates is False

@@ -131,13 +131,15 @@ class Hit:
     """One search result. ``score``: the similarity to the query; ``colour_match``: how well the product's
     colour fits the query's colour (0..1, None when no colour stage ran); hits are ordered by
     ``rank_score`` (the similarity plus the weighted colour match and kind vote; the similarity when no stage
-    re-ranked)."""
+    re-ranked); ``duplicates``: the ids of the products with the very same picture that this hit stands for
+    (ranked below it, collapsed into it)."""
 
     id: str
     score: float
     product: Product
     colour_match: float | None = None
     rank_score: float | None = None
+    duplicates: list[str] = field(default_factory=list)
 
     @property
     def order_key(self) -> float:
@@ -146,6 +148,8 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.colour_match is None else {"colour_match": self.colour_match, "rank_score": self.rank_score}
+        if self.duplicates:
+            extra["duplicates"] = list(self.duplicates)
         return {
             "id": self.id,
             "score": self.score,

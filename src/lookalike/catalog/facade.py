@@ -57,6 +57,7 @@ class Catalog:
         index_policy: IndexPolicy | None = None,
         query_flip: bool = True,
         colour_rank: bool = True,
+        collapse_duplicates: bool = True,
     ) -> None:
         """Use :meth:`create` or :meth:`open`. ``path`` is the catalogue directory (embedded) or the
         collection name (Milvus); pictures go to ``images_dir`` (default ``path/images``). The embedded
@@ -65,11 +66,13 @@ class Catalog:
         similarities (:func:`~lookalike.extractors.base.with_mirror`); catalogue vectors are never flipped.
         ``colour_rank``: the top :attr:`colour_candidates` are re-ranked by similarity plus
         :attr:`colour_weight` × agreement with the query's colour (detected in a picture, or a product's own).
-        :attr:`ranking_stages` turn each query's candidate lists into its hits, in order
-        (:mod:`lookalike.catalog.ranking`)."""
+        ``collapse_duplicates``: products with byte-identical pictures show as one hit, the best-ranked, listing
+        the others in :attr:`Hit.duplicates <lookalike.product.Hit>`. :attr:`ranking_stages` turn each query's
+        candidate lists into its hits, in order (:mod:`lookalike.catalog.ranking`)."""
         self.path = path
         self.query_flip = query_flip
         self.colour_rank = colour_rank
+        self.collapse_duplicates = collapse_duplicates
         self.colour_weight = DEFAULT_COLOUR_WEIGHT
         self.colour_candidates = COLOUR_CANDIDATES
         self._colour_detector: ColourDetector | None = None
@@ -300,6 +303,7 @@ class Catalog:
         colour: str | None = None,
         colour_rank: bool | None = None,
         text: str | None = None,
+        collapse: bool | None = None,
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
         ``product_id`` ("more like this": the product itself is left out) or a ``vector``; or ``text``
@@ -309,18 +313,12 @@ class Catalog:
         Ranked by similarity and, unless ``colour_rank`` (default: :attr:`colour_rank`) is off, by agreement
         with the query's colour; ``colour`` is a colour preference ("this, but in red": a colour name or
         family), which ranks by that colour instead (not a filter: other colours still come after).
+        ``collapse`` (default: :attr:`collapse_duplicates`): products sharing one picture show once.
         :meth:`search_result` also tells which colour was used."""
         return self.search_result(
-            image,
-            url=url,
-            product_id=product_id,
-            vector=vector,
-            k=k,
-            filters=filters,
-            colour=colour,
-            colour_rank=colour_rank,
-            text=text,
-        ).hits
+            image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, colour=colour,
+            colour_rank=colour_rank, text=text, collapse=collapse,
+        ).hits  # fmt: skip
 
     def search_result(
         self,
@@ -334,24 +332,18 @@ class Catalog:
         colour: str | None = None,
         colour_rank: bool | None = None,
         text: str | None = None,
+        collapse: bool | None = None,
     ) -> SearchResult:
         """:meth:`search` with the colour it ranked by and the query picture's detected colour."""
+        stages = self.ranking_stages
         if text is not None:
             return words.search_words(
-                self, text, image, url, product_id, vector, k, filters, self.ranking_stages, colour, colour_rank
+                self, text, image, url, product_id, vector, k, filters, stages, colour, colour_rank, None, collapse
             )
         return query.search(
-            self,
-            image,
-            url=url,
-            product_id=product_id,
-            vector=vector,
-            k=k,
-            filters=filters,
-            stages=self.ranking_stages,
-            colour=colour,
-            colour_rank=colour_rank,
-        )
+            self, image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, stages=stages,
+            colour=colour, colour_rank=colour_rank, collapse=collapse,
+        )  # fmt: skip
 
     def search_vectors(
         self,

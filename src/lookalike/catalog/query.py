@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.backends.base import CatalogBackend
-from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, product_family, rank
+from lookalike.catalog.ranking import DEFAULT_STAGES, PictureKeys, QueryContext, RankingStage, product_family, rank
 from lookalike.colour.detect import ColourDetector, ColourEstimate
 from lookalike.colour.families import FAMILIES
 from lookalike.colour.ranking import PREFERENCE_WEIGHT, PRODUCT_COLOUR_WEIGHT, preference_distribution
@@ -40,8 +40,10 @@ __all__ = [
     "check_k",
     "embed_query",
     "image_bytes",
+    "picture_keys",
     "query_image",
     "query_vectors",
+    "rank_filled",
     "search",
     "search_many",
     "search_vectors",
@@ -60,6 +62,7 @@ class QueryHost(Protocol):
     backend: CatalogBackend
     query_flip: bool
     colour_rank: bool
+    collapse_duplicates: bool
     colour_weight: float
     colour_candidates: int
     text_fusion: str
@@ -180,9 +183,46 @@ def _colour_plan(
     return None, 0.0, SearchResult([], None, None, None)
 
 
-def _context(host: QueryHost, k: int, filters: Filters | None, dist: np.ndarray | None, weight: float) -> QueryContext:
+def picture_keys(backend: CatalogBackend) -> PictureKeys:
+    """The picture hashes of product ids, as the backend stored them at ingest (one ``states`` call)."""
+
+    def keys(ids: Sequence[str]) -> dict[str, str | None]:
+        return {pid: state.image_sha for pid, state in backend.states(list(ids)).items()}
+
+    return keys
+
+
+def _context(
+    host: QueryHost,
+    k: int,
+    filters: Filters | None,
+    dist: np.ndarray | None,
+    weight: float,
+    collapse: bool | None = None,
+) -> QueryContext:
+    """The stages' context (collapsing identical pictures asks for no more candidates: :func:`rank_filled`
+    fetches more when it left fewer than ``k``)."""
     candidates = host.colour_candidates if dist is not None else 0
-    return QueryContext(k, filters, min(MAX_K, max(k, candidates)), dist, weight)
+    collapse = host.collapse_duplicates if collapse is None else collapse
+    pictures = picture_keys(host.backend) if collapse else None
+    return QueryContext(k, filters, min(MAX_K, max(k, candidates)), dist, weight, pictures=pictures)
+
+
+def rank_filled(
+    ctx: QueryContext, fetch: Callable[[int], list[list[Hit]]], stages: Sequence[RankingStage]
+) -> list[Hit]:
+    """:func:`~lookalike.catalog.ranking.rank` of ``fetch(ctx.depth)`` (the candidate lists at that depth);
+    when collapsing identical pictures left fewer than ``k`` hits while a list was full, the candidates are
+    fetched again twice as deep (up to :data:`MAX_K`), so a query has ``k`` hits when the catalogue has ``k``
+    distinct pictures that pass its filters."""
+    depth = ctx.depth
+    while True:
+        found = fetch(depth)
+        hits = rank(replace(ctx, candidates=depth), found, stages)
+        full = any(len(f) >= depth for f in found)
+        if len(hits) >= ctx.k or ctx.pictures is None or not full or depth >= MAX_K:
+            return hits
+        depth = min(MAX_K, 2 * depth)
 
 
 def search(
@@ -197,9 +237,10 @@ def search(
     stages: Sequence[RankingStage] = DEFAULT_STAGES,
     colour: str | None = None,
     colour_rank: bool | None = None,
+    collapse: bool | None = None,
 ) -> SearchResult:
     """Products most like the query (:meth:`lookalike.catalog.Catalog.search` documents it), with the colour
-    it was ranked by."""
+    it was ranked by; ``collapse`` (default: the host's ``collapse_duplicates``) shows identical pictures once."""
     check_k(k)
     given = [x is not None for x in (image, url, product_id, vector)]
     if sum(given) != 1:
@@ -217,15 +258,18 @@ def search(
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
         dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
-        ctx = _context(host, k, filters, dist, weight)
-        result.hits = rank(ctx, host.search_vectors(_views(host, img), k=ctx.depth, filters=filters), stages)
+        ctx = _context(host, k, filters, dist, weight, collapse)
+        views = _views(host, img)
+        result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters), stages)
         return result
     else:
         vec = np.asarray(vector, dtype=np.float32)
     dist, weight, result = _colour_plan(host, None, product, colour, colour_rank)
-    ctx = _context(host, k, filters, dist, weight)
-    found = host.search_vectors(vec[None, :], k=ctx.depth, filters=filters, exclude=[exclude])
-    result.hits = rank(ctx, found, stages)
+    ctx = _context(host, k, filters, dist, weight, collapse)
+    query = vec[None, :]
+    result.hits = rank_filled(
+        ctx, lambda d: host.search_vectors(query, k=d, filters=filters, exclude=[exclude]), stages
+    )
     return result
 
 
@@ -286,8 +330,17 @@ def search_many(
             if good:
                 vecs = host.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a[0]]))
                 depth = max(ctx.depth for _, (_, ctx, _) in good)
-                found = iter(host.search_vectors(vecs, k=depth, filters=filters))
+                found = host.search_vectors(vecs, k=depth, filters=filters)
+                row = 0
                 for i, (views, ctx, result) in good:
-                    result.hits = rank(ctx, [next(found)[: ctx.depth] for _ in views], stages)
+                    mine, first = vecs[row : row + len(views)], [f[: ctx.depth] for f in found[row : row + len(views)]]
+                    row += len(views)
+
+                    def fetch(
+                        d: int, mine: np.ndarray = mine, first: list[list[Hit]] = first, known: int = ctx.depth
+                    ) -> list[list[Hit]]:
+                        return first if d <= known else host.search_vectors(mine, d, filters)
+
+                    result.hits = rank_filled(ctx, fetch, stages)
                     results[start + i] = result
     return results

@@ -7,7 +7,8 @@ returns as many as it got, a stage that fuses (the mirror merge; text with pictu
 one. :func:`rank` runs the stages in order and takes the top ``k`` of the one list left.
 
 The stages, in order: :func:`merge_mirror_views` (the views fused, each product at its best view), then
-:func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour).
+:func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour),
+then :func:`collapse_duplicates` (products with the very same picture shown once, at the best-ranked of them).
 Candidate lists hold ``ctx.candidates`` hits (more than ``k`` when a later stage re-ranks), and :func:`rank`
 cuts to ``k`` at the end. A new stage is a function (or an object with ``__call__``) of this shape added to
 the ``stages`` a query runs with; what it needs to know about the query goes into :class:`QueryContext`.
@@ -15,7 +16,7 @@ the ``stages`` a query runs with; what it needs to know about the query goes int
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -32,8 +33,10 @@ __all__ = [
     "FACET_WEIGHT",
     "PREDICTED_COLOUR",
     "TEXT_STAGES",
+    "PictureKeys",
     "QueryContext",
     "RankingStage",
+    "collapse_duplicates",
     "colour_stage",
     "facet_stage",
     "merge_mirror_views",
@@ -46,6 +49,8 @@ __all__ = [
 COLOUR_CANDIDATES = 200
 #: Bonus per facet (article type, gender) of a product that the query's words name (docs/quality.md, "Words").
 FACET_WEIGHT = 0.05
+#: Product ids → the content hash of each one's stored picture (None or absent: not known).
+PictureKeys = Callable[[Sequence[str]], dict[str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class QueryContext:
     gender: str | None = None
     article_types: tuple[str, ...] = ()
     facet_weight: float = FACET_WEIGHT
+    #: The picture hashes of candidates (one call per list), for :func:`collapse_duplicates`; None: no collapse.
+    pictures: PictureKeys | None = None
 
     @property
     def depth(self) -> int:
@@ -157,9 +164,38 @@ def facet_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     return out
 
 
-DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage)
-#: The stages of a query with words: the same, then the facet bonus of what the words name.
-TEXT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, facet_stage)
+def collapse_duplicates(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list with the products whose pictures are byte-identical (the same content hash,
+    ``ctx.pictures``) shown once: the best-ranked of them stays where it was and lists the others' ids in
+    :attr:`Hit.duplicates` (in rank order); the others leave the list. Order is kept otherwise; a product
+    whose hash is unknown stays. Unchanged when ``ctx.pictures`` is None. Near-identical pictures (vector
+    cosine at or above 0.995) are not collapsed: on the 224-px catalogue every such pair is byte-identical
+    already, and the pairs just below it are different products (docs/quality.md, "Duplicate pictures")."""
+    if ctx.pictures is None:
+        return ranked
+    out = []
+    for hits in ranked:
+        keys = ctx.pictures([h.id for h in hits]) if hits else {}
+        first: dict[str, Hit] = {}
+        kept: list[Hit] = []
+        for hit in hits:
+            key = keys.get(hit.id)
+            lead = first.get(key) if key is not None else None
+            if lead is not None:
+                lead.duplicates.extend([hit.id, *hit.duplicates])
+                continue
+            hit = replace(hit, duplicates=list(hit.duplicates))  # the caller's hits stay as they were
+            if key is not None:
+                first[key] = hit
+            kept.append(hit)
+        out.append(kept)
+    return out
+
+
+DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, collapse_duplicates)
+#: The stages of a query with words: the mirror merge and colour, the facet bonus of what the words name, then
+#: the collapse of identical pictures.
+TEXT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, facet_stage, collapse_duplicates)
 
 
 def rank(ctx: QueryContext, ranked: list[list[Hit]], stages: Sequence[RankingStage] = DEFAULT_STAGES) -> list[Hit]:

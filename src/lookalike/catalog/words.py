@@ -20,8 +20,9 @@ from lookalike.catalog.query import (
     _views,
     check_k,
     query_image,
+    rank_filled,
 )
-from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, facet_stage, rank
+from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, collapse_duplicates, facet_stage
 from lookalike.catalog.text_query import TextIntent, check_text, fuse_ranked, move_by_words, read_intent
 from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
 from lookalike.product import Filters, Hit, Product
@@ -34,8 +35,13 @@ TEXT_CANDIDATES = 50
 
 
 def text_stages(stages: Sequence[RankingStage]) -> tuple[RankingStage, ...]:
-    """``stages`` with the facet bonus of the words (:func:`~lookalike.catalog.ranking.facet_stage`) last."""
-    return tuple(stages) if facet_stage in stages else (*stages, facet_stage)
+    """``stages`` with the facet bonus of the words (:func:`~lookalike.catalog.ranking.facet_stage`) last, or
+    just before the collapse of identical pictures."""
+    if facet_stage in stages:
+        return tuple(stages)
+    if stages and stages[-1] is collapse_duplicates:
+        return (*stages[:-1], facet_stage, collapse_duplicates)
+    return (*stages, facet_stage)
 
 
 def _words_colour(
@@ -58,9 +64,15 @@ def _words_colour(
 
 
 def _words_context(
-    host: QueryHost, k: int, filters: Filters | None, dist: np.ndarray | None, weight: float, intent: TextIntent
+    host: QueryHost,
+    k: int,
+    filters: Filters | None,
+    dist: np.ndarray | None,
+    weight: float,
+    intent: TextIntent,
+    collapse: bool | None,
 ) -> QueryContext:
-    base = _context(host, k, filters, dist, weight)
+    base = _context(host, k, filters, dist, weight, collapse)
     return replace(
         base, candidates=max(base.candidates, TEXT_CANDIDATES), gender=intent.gender, article_types=intent.article_types
     )
@@ -79,10 +91,11 @@ def search_words(
     colour: str | None,
     colour_rank: bool | None,
     words_vec: np.ndarray | None = None,
+    collapse: bool | None = None,
 ) -> SearchResult:
     """A search with words: alone (vector fused with BM25), or moving a picture's, product's or vector (give
     at most one of ``image``, ``url``, ``product_id`` and ``vector``); ``words_vec``: the words' vector when
-    known (a batch)."""
+    known (a batch); ``collapse``: identical pictures once (default: the host's ``collapse_duplicates``)."""
     check_k(k)
     if sum(x is not None for x in (image, url, product_id, vector)) > 1:
         raise InvalidQueryError("give text alone or with one of image, url, product_id or vector")
@@ -110,12 +123,12 @@ def search_words(
     elif vector is not None:
         base = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     else:
-        return _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank)
+        return _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse)
     dist, weight, result = _words_colour(host, intent, img, product, colour, colour_rank)
-    ctx = _words_context(host, k, filters, dist, weight, intent)
+    ctx = _words_context(host, k, filters, dist, weight, intent, collapse)
     views = base if words_vec is None else move_by_words(base, words_vec, host.image_text_weight)
-    found = host.search_vectors(views, k=ctx.depth, filters=filters, exclude=[exclude] * len(views))
-    result.hits = rank(ctx, found, stages)
+    skip = [exclude] * len(views)
+    result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters, exclude=skip), stages)
     return result
 
 
@@ -129,22 +142,25 @@ def _words_alone(
     stages: Sequence[RankingStage],
     colour: str | None,
     colour_rank: bool | None,
+    collapse: bool | None,
 ) -> SearchResult:
     dist, weight, result = _words_colour(host, intent, None, None, colour, colour_rank)
-    ctx = _words_context(host, k, filters, dist, weight, intent)
-    vector_hits: list[Hit] = []
-    if words_vec is not None:
-        vector_hits = host.search_vectors(words_vec[None, :], k=ctx.depth, filters=filters)[0]
-    depth = min(ctx.depth, TEXT_CANDIDATES)
-    word_hits = [(Hit(p.id, s, p), s) for p, s in host.backend.text_search(text, depth, filters)]
+    ctx = _words_context(host, k, filters, dist, weight, intent, collapse)
 
     def cosine_of(ids: list[str]) -> dict[str, float]:
         if words_vec is None:
             return {}
         return {i: float(v @ words_vec) for i, v in host.backend.vectors_of(ids).items()}
 
-    fused = fuse_ranked(vector_hits, word_hits, cosine_of, ctx.depth, host.text_fusion, host.text_weight)
-    result.hits = rank(ctx, [fused], stages)
+    def fetch(depth: int) -> list[list[Hit]]:
+        vector_hits: list[Hit] = []
+        if words_vec is not None:
+            vector_hits = host.search_vectors(words_vec[None, :], k=depth, filters=filters)[0]
+        bm25 = host.backend.text_search(text, min(depth, TEXT_CANDIDATES), filters)
+        word_hits = [(Hit(p.id, s, p), s) for p, s in bm25]
+        return [fuse_ranked(vector_hits, word_hits, cosine_of, depth, host.text_fusion, host.text_weight)]
+
+    result.hits = rank_filled(ctx, fetch, stages)
     return result
 
 

@@ -168,6 +168,9 @@ def search(
     colour_rank: Annotated[
         bool, typer.Option(help="Re-rank by agreement with the query's colour (detected, or the product's own).")
     ] = True,
+    collapse: Annotated[
+        bool, typer.Option(help="Show products with the very same picture once (the others listed under it).")
+    ] = True,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
@@ -187,8 +190,9 @@ def search(
     filters = _filters(category, subcategory, article_type, gender, colour_is, brand, min_price, max_price)
     settings = FetchSettings(allow_private=allow_private_urls)
     cat = open_catalog(
-        catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip, colour_rank=colour_rank
-    )
+        catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip, colour_rank=colour_rank,
+        collapse_duplicates=collapse,
+    )  # fmt: skip
     with cat:
         if batch is not None:
             _search_batch(cat, batch, k, filters, as_json, colour, phrases)
@@ -217,7 +221,9 @@ def _json_result(result) -> dict:  # type: ignore[no-untyped-def,type-arg]
     colour = {"ranked_by": result.colour, "source": result.colour_source}
     if result.detected is not None:
         colour["detected"] = result.detected.family
-    return {"colour": colour, "hits": [{"id": h.id, "score": round(h.score, 6)} for h in result.hits]}
+    hits = [{"id": h.id, "score": round(h.score, 6), **({"duplicates": h.duplicates} if h.duplicates else {})}
+            for h in result.hits]  # fmt: skip
+    return {"colour": colour, "hits": hits}
 
 
 def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str | None, phrases: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -264,6 +270,10 @@ def _print_hits(label: str, hits, result=None) -> None:  # type: ignore[no-untyp
             str(rank), f"{h.score:.3f}", *(escape(c) for c in cells), "" if p.price is None else f"{p.price:.2f}",
         )  # fmt: skip
     out.print(table, soft_wrap=False)
+    for rank, h in enumerate(hits, start=1):
+        if h.duplicates:
+            same = f"#{rank} {h.id}: {len(h.duplicates)} more with this picture ({', '.join(h.duplicates)})"
+            out.print(same, highlight=False, markup=False)
     if not hits:
         out.print("no products match")
 
@@ -273,18 +283,29 @@ def info(
     catalog: CatalogArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     errors: Annotated[bool, typer.Option("--errors", help="List the images that failed to ingest.")] = False,
+    duplicates: Annotated[
+        bool, typer.Option("--duplicates", help="List the groups of products that share one picture.")
+    ] = False,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Describe a catalogue: products, extractor, size on disk, failed images."""
+    """Describe a catalogue: products, extractor, size on disk, failed images, products sharing a picture."""
+    from lookalike.catalog.duplicates import duplicate_groups
+
     with open_catalog(catalog, backend, uri, token) as cat:
         data = cat.info()
         data["consistent"] = cat.verify()["ok"]
         failed = cat.store.errors()
+        groups = duplicate_groups(cat.backend) if duplicates else []
+    if duplicates:
+        data["duplicate_groups"] = len(groups)
+        data["duplicate_products"] = sum(len(g) for g in groups)
     if as_json:
         if errors:
             data["errors"] = failed
+        if duplicates:
+            data["duplicates"] = groups
         print(json.dumps(data, indent=2))
         return
     table = Table(show_header=False)
@@ -296,6 +317,9 @@ def info(
     if errors:
         for row in failed:
             out.print(f"{row['id']} ({row['image']}): {row['error']}", highlight=False, markup=False)
+    if duplicates:
+        for group in groups:
+            out.print(f"same picture: {' '.join(group)}", highlight=False, markup=False)
 
 
 def delete(

@@ -55,6 +55,7 @@ def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Cat
         ),
         query_flip=settings.query_flip,
         colour_rank=settings.colour_rank,
+        collapse_duplicates=settings.collapse_duplicates,
     )
     try:
         from PIL import Image

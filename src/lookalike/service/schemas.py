@@ -28,6 +28,10 @@ FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "
 _MAX_TEXT = 200
 _HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading space)
 _MAX_ID = 200
+_COLLAPSE = (
+    "Show products with the very same picture once: the best-ranked, listing the others in its duplicates "
+    "(default: the service's setting, on)."
+)
 
 
 def id_segment(product_id: str) -> str:
@@ -174,6 +178,7 @@ class SearchRequest(BaseModel):
     colour_rank: bool | None = Field(
         default=None, description="Re-rank by the query's colour (default: the service's setting, on)."
     )
+    collapse: bool | None = Field(default=None, description=_COLLAPSE)
 
     @field_validator("url")
     @classmethod
@@ -207,6 +212,7 @@ class _Upload(BaseModel):
         "is the exact filter).",
     )
     colour_rank: bool | None = Field(default=None, description="Re-rank by the photo's colour (default: on).")
+    collapse: bool | None = Field(default=None, description=_COLLAPSE)
     text: str | None = Field(
         default=None, min_length=1, max_length=_MAX_WORDS, description="Words that move the photo's search ('in red')."
     )
@@ -217,7 +223,7 @@ class SearchUpload(_FilterFields, _Upload):
 
     # fields in the order image, k, then the filters: pydantic collects the bases' fields right to left
 
-    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", "text", mode="before")
+    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", "collapse", "text", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -228,7 +234,9 @@ class SearchUpload(_FilterFields, _Upload):
         return _check_words(value)
 
     def filters_in(self) -> FiltersIn:
-        return FiltersIn.model_validate(self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank", "text"}))
+        return FiltersIn.model_validate(
+            self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank", "collapse", "text"})
+        )
 
 
 class ProductOut(BaseModel):
@@ -270,6 +278,11 @@ class HitOut(BaseModel):
         "kind most of the nearest products share.",
     )
     rank_score: float | None = Field(default=None, description="What the hits are ordered by (with colour_match).")
+    duplicates: list[str] = Field(
+        default_factory=list,
+        description="Ids of other products with the very same picture, shown once as this hit (ranked below it); "
+        "empty when none or when the search ran with collapse=false.",
+    )
     product: ProductOut
 
     @classmethod
@@ -280,6 +293,7 @@ class HitOut(BaseModel):
             score=round(hit.score, 6),
             colour_match=None if hit.colour_match is None else round(hit.colour_match, 6),
             rank_score=None if hit.rank_score is None else round(hit.rank_score, 6),
+            duplicates=list(hit.duplicates),
             product=ProductOut.from_product(hit.product),
         )
 

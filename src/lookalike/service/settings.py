@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
         description="Re-rank results by agreement with the query's colour (detected in a picture, or a product's "
         "own colour); a search can still turn it off with colour_rank=false.",
     )
+    collapse_duplicates: bool = Field(
+        default=True,
+        description="Show products with the very same picture once (the best-ranked, listing the others' ids in "
+        "duplicates); a search can still turn it off with collapse=false.",
+    )
     default_k: int = Field(default=24, ge=1, description="Results returned when a search gives no k.")
     max_k: int = Field(default=100, ge=1, le=1000, description="Most results one search may ask for.")
     backend: str = Field(default="embedded", pattern="^(embedded|milvus)$", description="Catalogue backend.")

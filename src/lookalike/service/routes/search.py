@@ -45,15 +45,16 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
     """Products that look like the query, best first.
 
     * ``multipart/form-data``: an ``image`` file, optional ``text`` (words that move the search: "in red"),
-      ``k``, ``prefer_colour``, ``colour_rank`` and filter fields (repeat a filter field for "any of" these
-      values); a blank field counts as absent;
+      ``k``, ``prefer_colour``, ``colour_rank``, ``collapse`` and filter fields (repeat a filter field for "any
+      of" these values); a blank field counts as absent;
     * ``application/json``: ``{"url": ...}``, ``{"product_id": ...}`` or ``{"text": "navy blue shirt"}``
       (``text`` may also go with ``url`` or ``product_id``), optional ``k``, ``colour`` (a colour
-      preference), ``colour_rank`` and ``filters``. Text: at most 500 characters, no control characters.
+      preference), ``colour_rank``, ``collapse`` and ``filters``. Text: at most 500 characters, no control characters.
 
     Results are re-ranked by agreement with the query's colour (seen in the picture, or the product's own),
     unless ``colour_rank`` is false; a colour preference ranks by that colour instead. ``colour`` in the
-    response says which colour was used and what was seen.
+    response says which colour was used and what was seen. Products with the very same picture show once (the
+    best-ranked, its ``duplicates`` listing the others' ids) unless ``collapse`` is false.
     """
     kind = body_kind(request)
     if kind == "form":
@@ -73,6 +74,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
                 colour=upload.prefer_colour,
                 colour_rank=upload.colour_rank,
                 text=upload.text,
+                collapse=upload.collapse,
             )
         )
     elif kind == "json":
@@ -80,7 +82,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         k = check_k(body.k, settings)
         filters = body.filters.to_filters()
         start = time.perf_counter()
-        colour = {"colour": body.colour, "colour_rank": body.colour_rank, "text": body.text}
+        colour = {"colour": body.colour, "colour_rank": body.colour_rank, "text": body.text, "collapse": body.collapse}
         if body.url is not None:
             query = QueryInfo(type="url", value=body.url, text=body.text)
             result = await url_pool.run(lambda: catalog.search_result(url=body.url, k=k, filters=filters, **colour))

@@ -70,7 +70,7 @@ function onFiltersChanged() {
 }
 
 // --- rendering --------------------------------------------------------------------------------
-function renderCard(product, score, onPick) {
+function renderCard(product, score, onPick, duplicates = []) {
   const card = $("#card-template").content.firstElementChild.cloneNode(true);
   const img = card.querySelector("img");
   img.src = product.image_url;
@@ -86,6 +86,13 @@ function renderCard(product, score, onPick) {
   } else {
     badge.textContent = score.toFixed(3);
     badge.title = "Similarity score (cosine; 1 = identical)";
+  }
+  if (duplicates.length) { // products with the very same picture, shown once (the API's "duplicates")
+    const more = document.createElement("span");
+    more.className = "card-duplicates";
+    more.textContent = `${duplicates.length} more with this picture`;
+    more.title = duplicates.join(", ");
+    card.querySelector(".card-body").append(more);
   }
   card.setAttribute("aria-label", `${product.title || product.id}. Search for products like this one.`);
   card.addEventListener("click", () => onPick(product));
@@ -149,7 +156,7 @@ async function runSearch(query, { scroll = true } = {}) {
   $("#results-meta").textContent = "Searching…";
   try {
     const result = await api("search", "/api/search", searchRequest(query));
-    grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit.score, pickProduct)));
+    grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit.score, pickProduct, hit.duplicates)));
     state.shown = query;
     showColours(query, result.colour);
     releasePreviews();
