@@ -103,8 +103,9 @@ class Searchers:
 
     def _check_hits(self, hits: list[Any], k: int, what: str) -> None:
         assert 1 <= len(hits) <= k, f"{what}: {len(hits)} hits"
-        scores = [h.score for h in hits]
-        assert all(np.isfinite(scores)) and scores == sorted(scores, reverse=True), f"{what}: scores {scores}"
+        keys = [h.order_key for h in hits]  # similarity, plus colour agreement and kind vote when re-ranked
+        assert all(np.isfinite([h.score for h in hits])), f"{what}: scores {[h.score for h in hits]}"
+        assert keys == sorted(keys, reverse=True), f"{what}: ranking keys {keys}"
         for h in hits:
             assert h.product.id == h.id and self.known(h.id), f"{what}: unknown or mismatched hit {h.id}"
             if h.id.startswith(self.prefix):  # a round product: its metadata came with it, whole
