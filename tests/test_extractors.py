@@ -108,8 +108,9 @@ def test_preprocess_cfg_round_trips():
     assert PreprocessCfg.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-def _tiny_onnx(path):
-    """A real ONNX graph: global average pool of the input then a fixed 3x4 projection."""
+def _tiny_onnx(path, input_shape=("n", 3, 16, 16), flat_output=False):
+    """A real ONNX graph: global average pool of the input then a fixed 3x4 projection (``flat_output``:
+    then flattened to one vector for the whole batch, which no embedding model gives)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -117,14 +118,18 @@ def _tiny_onnx(path):
     nodes = [
         helper.make_node("GlobalAveragePool", ["x"], ["p"]),
         helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("MatMul", ["f", "w"], ["embedding"]),
+        helper.make_node("MatMul", ["f", "w"], ["m" if flat_output else "embedding"]),
     ]
+    initializer = [w]
+    if flat_output:
+        initializer.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), name="flat"))
+        nodes.append(helper.make_node("Reshape", ["m", "flat"], ["embedding"]))
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 16, 16])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 4])],
-        initializer=[w],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, None)],
+        initializer=initializer,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -252,3 +257,79 @@ def test_the_registry_imports_no_extractor_implementation():
         return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in imports[start])
 
     assert [m for m in imports if m != "__init__" and reaches(m, m, {m})] == []
+
+
+def test_models_add_refuses_a_size_the_model_does_not_take(tmp_path, capsys):
+    from lookalike.config import user_model_dir
+
+    from .conftest import run_cli
+
+    path = _tiny_onnx(tmp_path / "tiny32.onnx", ("n", 3, 32, 32))
+    code, _, err = run_cli(capsys, "models", "add", "tiny32", path, "--size", "224")
+    assert code != 0 and "takes 32x32 pictures, not 224" in err and "--size 32" in err
+    assert "tiny32" not in list_extractors() and not (user_model_dir() / "tiny32.json").exists()
+    code, out, err = run_cli(capsys, "models", "add", "tiny32", path)  # no --size: the model's own
+    assert code == 0, err
+    assert "4-d embeddings of 32x32 pictures" in out
+    spec = json.loads((user_model_dir() / "tiny32.json").read_text())
+    assert spec["preprocess"]["size"] == 32 and spec["dim"] == 4
+    assert create_extractor("tiny32").embed([Image.new("RGB", (50, 40), (0, 0, 255))]).shape == (1, 4)
+
+
+def test_models_add_of_a_dynamic_size_model_takes_the_size_given(tmp_path, capsys):
+    from .conftest import run_cli
+
+    path = _tiny_onnx(tmp_path / "any.onnx", ("n", 3, "h", "w"))
+    code, _, err = run_cli(capsys, "models", "add", "tiny-any", path, "--size", "40")
+    assert code == 0, err
+    assert create_extractor("tiny-any").preprocess_cfg.size == 40
+
+
+def test_register_onnx_model_checks_the_input_and_the_output(tmp_path):
+    from lookalike.config import user_model_dir
+
+    fixed = _tiny_onnx(tmp_path / "tiny32.onnx", ("n", 3, 32, 32))
+    with pytest.raises(ModelLoadError, match=r"takes 32-pixel pictures .* gives 16x16: set size 32"):
+        register_onnx_model("tiny-wrong", fixed, PreprocessCfg(size=16), persist=True)
+    with pytest.raises(ModelLoadError, match=r"takes NCHW input .* not NHWC"):
+        register_onnx_model("tiny-wrong", fixed, PreprocessCfg(size=32, layout="NHWC"))
+    flat = _tiny_onnx(tmp_path / "flat.onnx", flat_output=True)
+    with pytest.raises(ModelLoadError, match=r"output of shape \[8\] for a batch of two"):
+        register_onnx_model("tiny-wrong", flat, PreprocessCfg(size=16))
+    assert "tiny-wrong" not in list_extractors() and not (user_model_dir() / "tiny-wrong.json").exists()
+    assert register_onnx_model("tiny-right", fixed).extra["preprocess"]["size"] == 32  # inferred
+    remove_onnx_model("tiny-right")
+
+
+def test_an_ingest_whose_model_fails_leaves_no_catalogue_directory(tmp_path, capsys):
+    """A spec written before models were checked (size 16 for a 32-pixel graph) fails on the model at
+    ingest, with a clear error, and leaves no new catalogue directory (an existing empty one stays empty)."""
+    from lookalike.config import user_model_dir
+
+    from .conftest import PRODUCTS_CSV, run_cli
+
+    path = _tiny_onnx(tmp_path / "tiny32.onnx", ("n", 3, 32, 32))
+    user_model_dir().mkdir(parents=True, exist_ok=True)
+    stale = {"type": "onnx", "name": "stale", "path": str(path), "preprocess": PreprocessCfg(size=16).to_dict()}
+    (user_model_dir() / "stale.json").write_text(json.dumps(stale))
+    target = tmp_path / "new" / "cat"
+    code, _, err = run_cli(capsys, "ingest", target, "--csv", PRODUCTS_CSV, "--model", "stale", "--limit", "2")
+    assert code != 0 and "takes 32-pixel pictures" in err and "INVALID_ARGUMENT" not in err
+    assert not target.exists() and not target.parent.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, _ = run_cli(capsys, "ingest", empty, "--csv", PRODUCTS_CSV, "--model", "stale", "--limit", "2")
+    assert code != 0 and empty.is_dir() and not any(empty.iterdir())
+
+
+def test_a_catalogue_creation_that_fails_after_mkdir_removes_what_it_made(tmp_path, monkeypatch):
+    import lookalike
+    from lookalike.catalog import backend_choice
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(backend_choice, "write_manifest", boom)
+    with pytest.raises(OSError, match="disk full"):
+        lookalike.Catalog.create(tmp_path / "a" / "cat", extractor="colour-histogram")
+    assert not (tmp_path / "a").exists()

@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
-from lookalike.errors import CatalogError, CatalogExistsError, CatalogNotFoundError
+from lookalike.errors import CatalogError, CatalogExistsError, CatalogNotFoundError, LookalikeError, ModelLoadError
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
 from lookalike.extractors.quantize import preferred_extractor
 from lookalike.fsutil import atomic_write
 from lookalike.index import IndexPolicy
 from lookalike.manifest import MANIFEST, check_extractor, check_manifest, new_manifest
 
-__all__ = ["BACKENDS", "create_catalog", "embedded_backend", "open_catalog", "record_index", "write_manifest"]
+__all__ = [
+    "BACKENDS",
+    "create_catalog",
+    "embedded_backend",
+    "open_catalog",
+    "probe_extractor",
+    "record_index",
+    "write_manifest",
+]
 
 BACKENDS = ("embedded", "milvus")
 
@@ -65,14 +76,63 @@ def create_catalog(
     if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
     ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor or DEFAULT_EXTRACTOR)
+    probe_extractor(ext)  # a model that cannot embed fails here, before there is a directory to leave behind
+    made = _missing_parents(root)
+    kept = {p.name for p in root.iterdir()} if root.is_dir() else set()
     root.mkdir(parents=True, exist_ok=True)
-    policy = kwargs.get("index_policy") or IndexPolicy()
-    index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
-    manifest = new_manifest(ext, index)
-    write_manifest(root, manifest)
-    fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
-    (root / "images").mkdir(exist_ok=True)
-    return cls(root, manifest, extractor=ext, **kwargs)
+    try:
+        policy = kwargs.get("index_policy") or IndexPolicy()
+        index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
+        manifest = new_manifest(ext, index)
+        write_manifest(root, manifest)
+        fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
+        (root / "images").mkdir(exist_ok=True)
+        return cls(root, manifest, extractor=ext, **kwargs)
+    except BaseException:
+        _remove_new(root, made, kept)
+        raise
+
+
+def probe_extractor(ext: Extractor) -> None:
+    """Embed one grey picture with ``ext``: :class:`ModelLoadError` unless it gives one ``ext.dim``-wide
+    vector (a model that fails here would fail on the first ingest batch)."""
+    from PIL import Image
+
+    size = getattr(getattr(ext, "preprocess_cfg", None), "size", 224)
+    try:
+        vec = np.asarray(ext.embed([Image.new("RGB", (size, size), (128, 128, 128))]))
+    except LookalikeError:
+        raise
+    except Exception as exc:  # onnxruntime, torch and friends raise their own errors
+        raise ModelLoadError(f"extractor {ext.name!r} cannot embed a picture: {exc}") from exc
+    if vec.shape != (1, ext.dim):
+        raise ModelLoadError(f"extractor {ext.name!r} gives embeddings of shape {vec.shape}, not (1, {ext.dim})")
+
+
+def _missing_parents(root: Path) -> list[Path]:
+    """``root`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for p in (root, *root.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    return missing
+
+
+def _remove_new(root: Path, made: list[Path], kept: set[str]) -> None:
+    """Undo a catalogue creation that failed: the folders it made, or (in a folder that was there) what it
+    wrote there, all but the entries ``kept``."""
+    if made and made[0] == root:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        for entry in root.iterdir():
+            if entry.name not in kept:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    for p in made[1:]:
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 def open_catalog(

@@ -49,15 +49,19 @@ def models_export(
 def models_add(
     name: Annotated[str, typer.Argument(help="Name to register the model under.")],
     path: Annotated[Path, typer.Argument(help="The .onnx file.")],
-    size: Annotated[int, typer.Option(help="Input size in pixels.")] = 224,
+    size: Annotated[
+        int | None, typer.Option(help="Input size in pixels (default: the size the model's input fixes, else 224).")
+    ] = None,
     resize: Annotated[str, typer.Option(help="center_crop, squash or pad.")] = "center_crop",
     mean: Annotated[str, typer.Option(help="Per-channel mean, 0-255 scale: R,G,B.")] = "123.675,116.28,103.53",
     std: Annotated[str, typer.Option(help="Per-channel std, 0-255 scale: R,G,B.")] = "58.395,57.12,57.375",
     layout: Annotated[str, typer.Option(help="NCHW or NHWC.")] = "NCHW",
 ) -> None:
-    """Register your own ONNX model (persisted in the user model folder)."""
-    from lookalike.errors import InvalidQueryError
-    from lookalike.extractors import PreprocessCfg, create_extractor, register_onnx_model
+    """Register your own ONNX model (persisted in the user model folder), once it has been checked: its
+    input must take --size pictures and a dummy batch must give (batch, dim) embeddings."""
+    from lookalike.errors import InvalidQueryError, ModelLoadError
+    from lookalike.extractors import PreprocessCfg, register_onnx_model
+    from lookalike.extractors.onnx import onnx_input_size
 
     try:
         m = tuple(float(x) for x in mean.split(","))
@@ -68,10 +72,17 @@ def models_add(
         raise InvalidQueryError("--mean and --std take three comma-separated numbers")
     if resize not in ("center_crop", "squash", "pad") or layout not in ("NCHW", "NHWC"):
         raise InvalidQueryError("--resize is center_crop, squash or pad; --layout is NCHW or NHWC")
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    fixed = onnx_input_size(path, layout)
+    if size is not None and fixed is not None and size != fixed:
+        raise InvalidQueryError(
+            f"{path} takes {fixed}x{fixed} pictures, not {size}: use --size {fixed} (or leave it out)"
+        )
+    size = size or fixed or PreprocessCfg.size
     cfg = PreprocessCfg(size=size, resize_mode=resize, mean=m, std=s, layout=layout)  # type: ignore[arg-type]
-    register_onnx_model(name, path, cfg, persist=True)
-    ext = create_extractor(name)
-    out.print(f"registered {name}: {ext.dim}-d embeddings from {path}")
+    spec = register_onnx_model(name, path, cfg, persist=True)
+    out.print(f"registered {name}: {spec.dim}-d embeddings of {size}x{size} pictures from {path}", highlight=False)
 
 
 def models_remove(name: Annotated[str, typer.Argument(help="A model added with `models add`.")]) -> None:

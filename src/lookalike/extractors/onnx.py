@@ -11,7 +11,34 @@ from lookalike.config import num_threads
 from lookalike.errors import ModelLoadError
 from lookalike.extractors.base import Extractor, PreprocessCfg, l2_normalize
 
-__all__ = ["OnnxExtractor"]
+__all__ = ["OnnxExtractor", "onnx_input_size"]
+
+
+def _spatial(shape: list, layout: str) -> tuple[object, object, object]:
+    """``(channels, height, width)`` of a 4-D image input's declared shape (ints, or names/None if dynamic)."""
+    if layout == "NHWC":
+        return shape[3], shape[1], shape[2]
+    return shape[1], shape[2], shape[3]
+
+
+def _fixed_size(shape: list, layout: str) -> int | None:
+    """The square side a 4-D input fixes, or None when its spatial axes are dynamic."""
+    if len(shape) != 4:
+        return None
+    _, h, w = _spatial(shape, layout)
+    return h if isinstance(h, int) and h > 0 and h == w else None
+
+
+def onnx_input_size(path: str | os.PathLike[str], layout: str = "NCHW") -> int | None:
+    """The square picture side the ONNX graph at ``path`` takes (e.g. 260 for EfficientNet-Lite2), or None
+    when its spatial axes are dynamic (any size runs) or not square."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelLoadError(f"cannot load ONNX model {path}: {exc}") from exc
+    return _fixed_size(list(session.get_inputs()[0].shape), layout)
 
 
 class OnnxExtractor(Extractor):
@@ -59,17 +86,45 @@ class OnnxExtractor(Extractor):
             raise ModelLoadError(f"cannot load ONNX model {self.path}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
-        self.dim = self._infer_dim()
+        self._check_input()
+        self.dim = self._probe_dim()
 
-    def _infer_dim(self) -> int:
-        shape = self._session.get_outputs()[0].shape
-        if len(shape) == 2 and isinstance(shape[1], int):
-            return int(shape[1])
-        if len(shape) == 4 and isinstance(shape[1], int):
-            return int(shape[1])
+    def _check_input(self) -> None:
+        """Refuse a graph whose declared input does not take this preprocessing's pictures."""
+        cfg = self.preprocess_cfg
+        shape = list(self._session.get_inputs()[0].shape)
+        where = f"ONNX model {self.name!r} ({self.path})"
+        if len(shape) != 4:
+            raise ModelLoadError(f"{where} takes a {len(shape)}-D input {shape}, not a batch of pictures (4-D)")
+        channels, h, w = _spatial(shape, cfg.layout)
+        if isinstance(channels, int) and channels != 3:
+            other = "NHWC" if cfg.layout == "NCHW" else "NCHW"
+            if _spatial(shape, other)[0] == 3:
+                raise ModelLoadError(f"{where} takes {other} input {shape}, not {cfg.layout}: set layout {other}")
+            raise ModelLoadError(f"{where} takes {channels} colour channels {shape}, not 3 (RGB)")
+        for side in (h, w):
+            if isinstance(side, int) and side > 0 and side != cfg.size:
+                real = f"{h}x{w}" if h != w else str(h)
+                raise ModelLoadError(
+                    f"{where} takes {real}-pixel pictures (input {shape}), but its preprocessing gives "
+                    f"{cfg.size}x{cfg.size}: set size {h}" + ("" if h == w else " (and a square input)")
+                )
+
+    def _probe_dim(self) -> int:
+        """Run one dummy batch of two pictures: the embedding's dimension, checked to be ``(batch, dim)``."""
         s = self.preprocess_cfg.size
-        probe = np.zeros((1, 3, s, s) if self.preprocess_cfg.layout == "NCHW" else (1, s, s, 3), np.float32)
-        return int(self._run(probe).shape[1])
+        probe = np.zeros((2, 3, s, s) if self.preprocess_cfg.layout == "NCHW" else (2, s, s, 3), np.float32)
+        where = f"ONNX model {self.name!r} ({self.path})"
+        try:
+            out = self._run(probe)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"{where} fails on a batch of two {s}x{s} pictures: {exc}") from exc
+        if out.ndim != 2 or out.shape[0] != 2 or out.shape[1] < 1:
+            raise ModelLoadError(
+                f"{where} gives output of shape {list(out.shape)} for a batch of two pictures; an embedding model "
+                "gives (batch, dim) (or a (batch, channels, h, w) feature map, average-pooled)"
+            )
+        return int(out.shape[1])
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out = self._session.run([self._output], {self._input: batch.astype(np.float32, copy=False)})[0]

@@ -202,8 +202,11 @@ def register_onnx_model(
 ) -> ExtractorSpec:
     """Make a user's ONNX model available as ``name``.
 
-    With ``persist=True`` a spec file is written to the user model folder so other processes (the CLI,
-    the server) find it too.
+    The model is checked first: its declared input must take ``preprocess``'s pictures (without
+    ``preprocess``, the size the graph fixes is used, else 224) and one dummy batch must give ``(batch,
+    dim)`` embeddings; otherwise :class:`ModelLoadError` says why and nothing is registered. With
+    ``persist=True`` a spec file is written to the user model folder so other processes (the CLI, the
+    server) find it too.
     """
     if not _NAME_RE.match(name):
         raise ExtractorNotFoundError(f"invalid model name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
@@ -212,8 +215,11 @@ def register_onnx_model(
     model_path = Path(path).expanduser().resolve()
     if not model_path.is_file():
         raise ModelLoadError(f"model file not found: {model_path}")
-    cfg = preprocess or PreprocessCfg()
-    spec = _onnx_spec(name, model_path, cfg, description, None)
+    from lookalike.extractors.onnx import OnnxExtractor, onnx_input_size
+
+    cfg = preprocess or PreprocessCfg(size=onnx_input_size(model_path) or PreprocessCfg.size)
+    dim = OnnxExtractor(name, model_path, cfg, threads=1).dim  # raises ModelLoadError on a mismatch
+    spec = _onnx_spec(name, model_path, cfg, description, dim)
     if persist:
         folder = user_model_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -223,6 +229,7 @@ def register_onnx_model(
             "path": str(model_path),
             "preprocess": cfg.to_dict(),
             "description": description,
+            "dim": dim,
         }
         tmp = folder / f".{name}.json.tmp"
         tmp.write_text(json.dumps(data, indent=2) + "\n")
