@@ -118,7 +118,10 @@ def test_readme_command_runs_on_the_demo_catalogue(argv, demo_root, capsys, monk
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, f"lookalike {shlex.join(argv)}: {err}"
     assert "no products match" not in out + err
-    if "--json" in argv:
+    if argv[0] == "info" and "--json" in argv:
+        data = json.loads(out)  # one JSON document
+        assert data["products"] > 0 and "duplicates" in data
+    elif "--json" in argv:
         lines = [json.loads(line) for line in out.splitlines() if line.strip()]
         assert lines and all(line["hits"] for line in lines)
         if "--batch" in argv:
