@@ -76,6 +76,8 @@ class MigrateProgress:
 class _DescribedExtractor(Extractor):
     """The source catalogue's extractor as its manifest describes it: enough to create the destination."""
 
+    can_embed = False  # the catalogue's creation does not try it on a picture
+
     def __init__(self, description: dict[str, Any]) -> None:
         self._description = dict(description)
         self.name = str(description["name"])

@@ -98,6 +98,8 @@ def probe_extractor(ext: Extractor) -> None:
     vector (a model that fails here would fail on the first ingest batch)."""
     from PIL import Image
 
+    if not getattr(ext, "can_embed", True):  # a stand-in that only describes a model (a migration's)
+        return
     size = getattr(getattr(ext, "preprocess_cfg", None), "size", 224)
     try:
         vec = np.asarray(ext.embed([Image.new("RGB", (size, size), (128, 128, 128))]))
