@@ -13,7 +13,7 @@ import pytest
 from lookalike.catalog.text_query import check_text, fuse_ranked, move_by_words, read_intent
 from lookalike.errors import InvalidQueryError
 from lookalike.product import Hit, Product
-from lookalike.store.text_index import match_query
+from lookalike.store.text_index import TermStats, match_query
 
 from .conftest import PHOTOS, PRODUCTS_CSV, run_cli
 
@@ -44,6 +44,24 @@ def test_fts_query_syntax_never_raises_on_user_text(built_catalog, text: str) ->
 def test_match_query_quotes_each_word_and_drops_glue() -> None:
     assert match_query('Navy "blue" shirt for men NEAR(') == '"navy" OR "blue" OR "shirt" OR "men" OR "near"'
     assert match_query('" * ( ^') is None
+
+
+def test_match_query_drops_words_most_products_have_but_keeps_the_rarest() -> None:
+    counts = {"navy": 30, "shirt": 400, "men": 5000, "casual": 8000}
+    assert match_query("navy shirt for men", counts, 3_000, 0.1) == '"navy"'
+    assert match_query("casual men", counts, 10_000, 0.1) == '"men"'
+    assert match_query("navy shirt for men", counts, 10_000, 0.1) == '"navy" OR "shirt"'
+    assert match_query("navy shirt for men", counts, 10_000, 1.0) == '"navy" OR "shirt" OR "men"'
+
+
+def test_term_stats_count_products_per_word_and_forget_them_on_a_write() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE products_fts USING fts5(title, tokenize='porter unicode61')")
+    conn.executemany("INSERT INTO products_fts(rowid, title) VALUES (?, ?)", [(1, "navy shirts"), (2, "red shirt")])
+    stats = TermStats()
+    assert stats.lookup(conn, ["shirt", "navy", "blue"]) == ({"shirt": 2, "navy": 1, "blue": 0}, 2)
+    conn.execute("INSERT INTO products_fts(rowid, title) VALUES (3, 'blue shirt')")
+    assert stats.lookup(conn, ["blue"]) == ({"blue": 1}, 3)
 
 
 def test_word_index_follows_upsert_update_and_delete(new_catalog) -> None:

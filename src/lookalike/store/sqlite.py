@@ -22,7 +22,13 @@ import numpy as np
 from lookalike.backends.base import StoredState, UpsertItem, without_field
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
-from lookalike.store.text_index import delete_text_rows, ensure_text_index, search_text_rows, write_text_rows
+from lookalike.store.text_index import (
+    TermStats,
+    delete_text_rows,
+    ensure_text_index,
+    search_text_rows,
+    write_text_rows,
+)
 
 __all__ = ["Changes", "ProductStore"]
 
@@ -93,7 +99,7 @@ class ProductStore:
             except sqlite3.DatabaseError as exc:
                 raise CatalogError(f"cannot open product store {self.path}: {exc}") from exc
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            self._local.conn, self._local.term_stats = conn, TermStats()
         return conn
 
     def close(self) -> None:
@@ -180,7 +186,8 @@ class ProductStore:
         """Top ``k`` (row id, BM25 score) of the word index for ``text`` among the products that pass
         ``filters`` (:mod:`lookalike.store.text_index`)."""
         where, params = self._where(filters)
-        return search_text_rows(self._conn(), text, k, where, params)
+        conn = self._conn()  # its remembered word counts go with it
+        return search_text_rows(conn, text, k, where, params, self._local.term_stats)
 
     def filter_rowids(self, filters: Filters | None) -> np.ndarray | None:
         """Row ids that pass ``filters``; ``None`` when there is no filter (everything passes)."""

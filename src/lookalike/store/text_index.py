@@ -10,6 +10,13 @@ older :data:`TEXT_INDEX_VERSION`) gets it built on open (:func:`ensure_text_inde
 A user's words never reach FTS5's query syntax: :func:`match_query` keeps the word characters of each
 token, quotes every token and ORs them, so ``"``, ``AND(``, ``*`` or ``NEAR`` are plain words or nothing.
 Tokenizer: ``porter unicode61`` (case and accents folded, English plurals stemmed: "sneakers" = "sneaker").
+
+Words that many products have ("men", "casual", "black": more than :data:`MAX_DOC_FRACTION` of the
+catalogue) are left out of the match query when the phrase has a rarer one: their BM25 weight (IDF) is
+small, yet FTS5 scores every product that matches the OR before the LIMIT, so one of them costs tens of
+milliseconds at 44k products (docs/quality.md, "Latency of a words query"). Document frequencies come
+from FTS5 itself (a count per word) and are remembered per connection until the database changes
+(:class:`TermStats`).
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from lookalike.colour.families import family_of
 from lookalike.product import PREDICTED_COLOUR, Product
 
 __all__ = [
+    "MAX_DOC_FRACTION",
     "TEXT_INDEX_VERSION",
+    "TermStats",
     "delete_text_rows",
     "ensure_text_index",
     "match_query",
     "product_document",
+    "query_words",
     "search_text_rows",
     "write_text_rows",
 ]
@@ -47,6 +57,10 @@ STOPWORDS = frozenset(
     | {"want", "looking", "some", "any", "new", "like", "this", "that", "but"}
 )
 MAX_QUERY_WORDS = 32
+#: A word found in more than this fraction of the products is dropped from the match query (the rarest word
+#: of a phrase is always kept); 1.0: none is (off). Off for now: 0.1 cut p50 at 44k products from 36 to 14 ms
+#: but lost 0.010 phrase mP@10 and 0.015 title R@10 (docs/quality.md, "Latency of a words query").
+MAX_DOC_FRACTION = 1.0
 
 
 def _extra_text(extra: dict[str, Any] | None) -> str:
@@ -74,18 +88,56 @@ def product_document(product: Product) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def match_query(text: str) -> str | None:
-    """An FTS5 query for ``text``: its words (letters and digits only, stopwords and one-letter words
-    dropped, at most :data:`MAX_QUERY_WORDS`), each quoted, OR-ed; None when no word is left."""
+def query_words(text: str) -> list[str]:
+    """The words of ``text`` a match query may use: letters and digits only, casefolded, stopwords and
+    one-letter words dropped, each once, at most :data:`MAX_QUERY_WORDS`."""
     words: list[str] = []
     for w in _WORD.findall(text.casefold()):
         w = w.replace("_", "")
         if len(w) < 2 or w in STOPWORDS or w in words:
             continue
         words.append(w)
+    return words[:MAX_QUERY_WORDS]
+
+
+def match_query(
+    text: str, doc_counts: dict[str, int] | None = None, n_docs: int = 0, max_fraction: float = MAX_DOC_FRACTION
+) -> str | None:
+    """An FTS5 query for ``text``: its :func:`query_words`, each quoted, OR-ed; None when no word is left.
+
+    With ``doc_counts`` (products per word) and ``n_docs`` (products in all), a word in more than
+    ``max_fraction`` of them is left out, unless every word is: then the rarest one stays."""
+    words = query_words(text)
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in words[:MAX_QUERY_WORDS])
+    if doc_counts is not None and n_docs > 0:
+        limit = max_fraction * n_docs
+        rare = [w for w in words if doc_counts.get(w, 0) <= limit]
+        words = rare or [min(words, key=lambda w: (doc_counts.get(w, 0), words.index(w)))]
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+class TermStats:
+    """Document frequencies of query words on one connection, remembered while the database is unchanged
+    (SQLite's ``data_version`` for other connections' commits, ``total_changes`` for this one's writes)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] | None = None
+        self._n_docs = 0
+        self._counts: dict[str, int] = {}
+
+    def lookup(self, conn: sqlite3.Connection, words: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(products per word, products in all) for ``words`` on ``conn``."""
+        key = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        if key != self._key:
+            self._key = key
+            self._counts = {}
+            self._n_docs = int(conn.execute("SELECT count(*) FROM products_fts_docsize").fetchone()[0])
+        for w in words:
+            if w not in self._counts:
+                row = conn.execute("SELECT count(*) FROM products_fts WHERE products_fts MATCH ?", (f'"{w}"',))
+                self._counts[w] = int(row.fetchone()[0])
+        return self._counts, self._n_docs
 
 
 def _has_table(conn: sqlite3.Connection) -> bool:
@@ -132,13 +184,23 @@ def delete_text_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
 
 
 def search_text_rows(
-    conn: sqlite3.Connection, text: str, k: int, where: str = "", params: Sequence[Any] = ()
+    conn: sqlite3.Connection,
+    text: str,
+    k: int,
+    where: str = "",
+    params: Sequence[Any] = (),
+    stats: TermStats | None = None,
 ) -> list[tuple[int, float]]:
     """Top ``k`` (row id, BM25 score; higher is better) for ``text``; ``where``/``params``: a
-    ``WHERE`` clause over ``products`` the rows must pass (the store's filters). Empty for no words."""
-    query = match_query(text)
-    if query is None or k < 1:
+    ``WHERE`` clause over ``products`` the rows must pass (the store's filters); ``stats``: the
+    connection's remembered document frequencies (a fresh count without). Empty for no words."""
+    words = query_words(text)
+    if not words or k < 1:
         return []
+    counts, n_docs = (
+        (stats or TermStats()).lookup(conn, words) if len(words) > 1 and MAX_DOC_FRACTION < 1 else (None, 0)
+    )
+    query = match_query(text, counts, n_docs)
     sql = "SELECT rowid, bm25(products_fts) FROM products_fts WHERE products_fts MATCH ?"
     if where:
         sql += f" AND rowid IN (SELECT rowid FROM products {where})"
