@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from lookalike.colour.families import family_index
-from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, agreement, kind_votes, rerank_order
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, colour_kind_order
 from lookalike.errors import CatalogError
 from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
 
@@ -127,9 +127,8 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
             continue
         fams = np.fromiter((product_family(h.product) for h in hits), dtype=np.int64, count=len(hits))
         scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
-        base = scores + np.float32(ctx.kind_weight) * kind_votes(scores, [h.product.article_type for h in hits])
-        agree = agreement(ctx.colour, fams)
-        order, keys = rerank_order(base, agree, ctx.colour_weight)
+        kinds = [h.product.article_type for h in hits]
+        order, keys, agree = colour_kind_order(scores, kinds, fams, ctx.colour, ctx.colour_weight, ctx.kind_weight)
         agree_list, key_list = agree.tolist(), keys.tolist()
         out.append(
             [

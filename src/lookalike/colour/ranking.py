@@ -19,6 +19,7 @@ __all__ = [
     "PREFERENCE_WEIGHT",
     "PRODUCT_COLOUR_WEIGHT",
     "agreement",
+    "colour_kind_order",
     "kind_votes",
     "preference_distribution",
     "rerank_order",
@@ -85,3 +86,22 @@ def kind_votes(scores: np.ndarray, kinds: list[str | None], voters: int = KIND_V
     if total <= 0:
         return np.zeros(len(kinds), dtype=np.float32)
     return np.array([weights.get(k, 0.0) / total if k else 0.0 for k in kinds], dtype=np.float32)
+
+
+def colour_kind_order(
+    scores: np.ndarray,
+    kinds: list[str | None],
+    families: np.ndarray,
+    query: np.ndarray,
+    colour_weight: float,
+    kind_weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The colour stage's arithmetic, shared by the catalogue and ``lookalike eval``: candidates ordered by
+    ``score + kind_weight × kind vote + colour_weight × agreement``; returns (order, the ordering keys in that
+    order, each candidate's agreement in the incoming order)."""
+    base = np.asarray(scores, dtype=np.float32)
+    if kind_weight:
+        base = base + np.float32(kind_weight) * kind_votes(base, kinds)
+    agree = agreement(query, families)
+    order, keys = rerank_order(base, agree, colour_weight)
+    return order, keys, agree

@@ -31,21 +31,20 @@ from lookalike.colour.ranking import (
     DEFAULT_COLOUR_WEIGHT,
     DEFAULT_KIND_WEIGHT,
     PRODUCT_COLOUR_WEIGHT,
-    agreement,
-    kind_votes,
-    rerank_order,
+    colour_kind_order,
 )
 from lookalike.errors import SourceError
 from lookalike.evaluate.cache import EmbeddingCache
 from lookalike.evaluate.colour_metrics import ColourScores, colour_scores
 from lookalike.evaluate.datasets import (
     CATALOG_DATASET,
-    DROPPED_PHOTO_LABELS,
     PHOTO_DATASET,
     ImageSet,
     _read_csv,
+    catalog_rows,
     resolve_datasets_root,
     split_contributors,
+    task2_photo_rows,
 )
 from lookalike.evaluate.ranking import rank_exact
 from lookalike.extractors import Extractor
@@ -100,9 +99,7 @@ def split_photo_contributors(root: str | os.PathLike[str] | None, seed: int = 0)
     """The contributors ``lookalike train`` may train on (task 2's split of ``labels.csv``, ``seed``)."""
     folder = resolve_datasets_root(root) / PHOTO_DATASET
     mapping = _json(folder / "label_to_articletype.json")
-    kept = [
-        r for r in _read_csv(folder / "labels.csv") if r["label"] in mapping and r["label"] not in DROPPED_PHOTO_LABELS
-    ]
+    kept = task2_photo_rows(_read_csv(folder / "labels.csv"), mapping)
     return split_contributors([r["sender_id"] for r in kept], seed=seed)
 
 
@@ -115,13 +112,6 @@ def photo_colour_rows(root: str | os.PathLike[str] | None) -> list[dict[str, Any
             raise SourceError(f"{folder / 'colours.csv'}: unknown colour family {r['colour_family']!r}")
         r["path"] = folder / r["image_path"]
     return rows
-
-
-def _catalogue(base: Path) -> tuple[ImageSet, list[dict[str, str]]]:
-    folder = base / CATALOG_DATASET
-    rows = _read_csv(folder / "labels.csv")
-    images = ImageSet(CATALOG_DATASET, tuple(folder / r["image"] for r in rows), tuple(r["id"] for r in rows))
-    return images, rows
 
 
 def photo_colour_task(root: str | os.PathLike[str] | None = None, heldout_seed: int | None = 0) -> ColourTask:
@@ -137,7 +127,7 @@ def photo_colour_task(root: str | os.PathLike[str] | None = None, heldout_seed: 
         trained = split_photo_contributors(base, heldout_seed)
         rows = [r for r in rows if r["sender_id"] not in trained]
         name = "photo-colour"
-    gallery, grows = _catalogue(base)
+    gallery, grows = catalog_rows(base)
     queries = ImageSet(PHOTO_DATASET, tuple(r["path"] for r in rows), tuple(r["image"] for r in rows))
     return ColourTask(
         name=name,
@@ -160,7 +150,7 @@ def catalogue_colour_task(root: str | os.PathLike[str] | None = None, remainder:
     ``articleType`` and colour family. Products without a family count for the type score only.
     ``remainder``: the products whose id leaves it modulo 5 instead (1-4: training products, for tuning)."""
     base = resolve_datasets_root(root)
-    images, rows = _catalogue(base)
+    images, rows = catalog_rows(base)
     keep = [i for i, r in enumerate(rows) if int(r["id"]) % 5 == remainder]
     sub = images.subset(keep)
     rows = [rows[i] for i in keep]
@@ -260,10 +250,8 @@ def evaluate_colour_task(
     for i in range(len(idx)):
         valid = idx[i] >= 0
         cand = idx[i][valid]
-        base = sims[i][valid]
-        if kind_weight:
-            base = base + np.float32(kind_weight) * kind_votes(base, [task.gallery_types[j] for j in cand])
-        order, _ = rerank_order(base, agreement(colours[i], fam_idx[cand]), weight)
+        kinds = [task.gallery_types[j] for j in cand]
+        order, _, _ = colour_kind_order(sims[i][valid], kinds, fam_idx[cand], colours[i], weight, kind_weight)
         ranked[i, : cand.size] = cand[order]
     args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k, task.exclude)
     exact = exact_without = None
@@ -294,11 +282,6 @@ def _part(progress: Callable[[str, int, int], None] | None, part: str) -> Callab
     if progress is None:
         return None
     return lambda done, total: progress(part, done, total)
-
-
-def family_names(probabilities: Sequence[float]) -> str:
-    """The most likely family of a distribution, for reports."""
-    return FAMILIES[int(np.argmax(probabilities))]
 
 
 COLOUR_TASKS = {

@@ -30,6 +30,7 @@ __all__ = [
     "EvalTask",
     "ImageSet",
     "catalog_gallery",
+    "catalog_rows",
     "catalog_task",
     "custom_task",
     "default_datasets_root",
@@ -37,6 +38,7 @@ __all__ = [
     "resolve_datasets_root",
     "split_contributors",
     "subsample_queries",
+    "task2_photo_rows",
 ]
 
 CATALOG_DATASET = "fashion-product-images-224"
@@ -195,11 +197,17 @@ def catalog_task(root: str | os.PathLike[str] | None = None, split: str = "test"
     )
 
 
-def catalog_gallery(root: Path) -> tuple[ImageSet, tuple[str, ...]]:
-    """All catalogue products and their articleType."""
+def catalog_rows(root: Path) -> tuple[ImageSet, list[dict[str, str]]]:
+    """All catalogue products: their pictures and their ``labels.csv`` rows, in the same order."""
     folder = root / CATALOG_DATASET
     rows = _read_csv(folder / "labels.csv")
     images = ImageSet(CATALOG_DATASET, tuple(folder / r["image"] for r in rows), tuple(r["id"] for r in rows))
+    return images, rows
+
+
+def catalog_gallery(root: Path) -> tuple[ImageSet, tuple[str, ...]]:
+    """All catalogue products and their articleType."""
+    images, rows = catalog_rows(root)
     return images, tuple(r["articleType"] for r in rows)
 
 
@@ -224,6 +232,11 @@ def split_contributors(senders: Sequence[str], seed: int = 0, train_fraction: fl
     return chosen
 
 
+def task2_photo_rows(rows: list[dict[str, str]], mapping: dict[str, list[str]]) -> list[dict[str, str]]:
+    """The rows of ``labels.csv`` task 2 keeps: labels the map knows, less Body, Undershirt and Blazer."""
+    return [r for r in rows if r["label"] in mapping and r["label"] not in DROPPED_PHOTO_LABELS]
+
+
 def photo_task(root: str | os.PathLike[str] | None = None, heldout_seed: int | None = None) -> EvalTask:
     """Shopper's photos -> all catalogue products; relevant when the product's articleType is one of the
     types that ``label_to_articletype.json`` lists for the photo's label.
@@ -241,7 +254,7 @@ def photo_task(root: str | os.PathLike[str] | None = None, heldout_seed: int | N
         raise SourceError(f"cannot read {folder / 'label_to_articletype.json'}: {exc}") from exc
     rows = _read_csv(folder / "labels.csv")
     image_col = _column(rows, ("image_path", "image"), folder / "labels.csv", "image")
-    kept = [r for r in rows if r["label"] in mapping and r["label"] not in DROPPED_PHOTO_LABELS]
+    kept = task2_photo_rows(rows, mapping)
     name = "photo"
     if heldout_seed is not None:
         trained = split_contributors([r["sender_id"] for r in kept], seed=heldout_seed)
