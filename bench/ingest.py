@@ -167,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000, help="224-px pictures for lookalike")
     parser.add_argument("--seed-images", type=int, default=100, help="224-px pictures for the seed pipeline")
-    parser.add_argument("--models", nargs="*", help="default: the default model and its INT8 variant if any")
+    parser.add_argument("--models", nargs="*", help="default: the default model (INT8) and its FP32 source")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of seed-style + lookalike per model")
     parser.add_argument("--full", action="store_true", help="also ingest the 44k catalogue")
@@ -179,8 +179,8 @@ def main() -> None:
     from lookalike.extractors import DEFAULT_EXTRACTOR, list_extractors
 
     models = args.models or [DEFAULT_EXTRACTOR]
-    if not args.models and f"{DEFAULT_EXTRACTOR}-int8" in list_extractors():
-        models.append(f"{DEFAULT_EXTRACTOR}-int8")
+    if not args.models and f"{DEFAULT_EXTRACTOR}-fp32" in list_extractors():
+        models.append(f"{DEFAULT_EXTRACTOR}-fp32")
     out: dict[str, Any] = {"machine": machine(), "default_model": preferred_extractor(DEFAULT_EXTRACTOR)}
     recs = records(CSV_224, args.images)
     seed_recs = records(CSV_224, args.seed_images)

@@ -213,17 +213,29 @@ def test_lite2_exports_and_embeds_at_260(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
 
 
-def test_default_extractor_is_the_trained_fashion_model():
+def test_default_extractor_is_the_packaged_int8_fashion_model():
+    """A fresh install gets the INT8 model by default, its FP32 source stays as lookalike-fashion-fp32, and the
+    two give nearly the same vectors (the quality check itself is the model card's `lookalike eval`)."""
+    import onnx
+
     from lookalike import DEFAULT_EXTRACTOR
+    from lookalike.config import BUNDLED_MODEL_DIR
     from lookalike.extractors import extractor_spec
 
     assert DEFAULT_EXTRACTOR == "lookalike-fashion"
-    spec = extractor_spec(DEFAULT_EXTRACTOR)
-    assert spec.available and spec.dim == 256
-    ext = create_extractor(DEFAULT_EXTRACTOR)
-    v = ext.embed([load_image(PHOTOS / "shoes.jpg")])
-    assert v.shape == (1, 256)
-    np.testing.assert_allclose(np.linalg.norm(v), 1.0, atol=1e-5)
+    ops = {}
+    for name in (DEFAULT_EXTRACTOR, "lookalike-fashion-fp32"):
+        spec = extractor_spec(name)
+        assert spec.available and spec.dim == 256
+        graph = onnx.load(str(BUNDLED_MODEL_DIR / f"{name}.onnx"), load_external_data=False).graph
+        ops[name] = {n.op_type for n in graph.node}
+    assert "QLinearConv" in ops[DEFAULT_EXTRACTOR] and "QLinearConv" not in ops["lookalike-fashion-fp32"]
+    pictures = [load_image(PHOTOS / f) for f in ("shoes.jpg", "tshirt.jpg")]
+    v8 = create_extractor(DEFAULT_EXTRACTOR).embed(pictures)
+    v32 = create_extractor("lookalike-fashion-fp32").embed(pictures)
+    assert v8.shape == v32.shape == (2, 256)
+    np.testing.assert_allclose(np.linalg.norm(v8, axis=1), 1.0, atol=1e-5)
+    assert (v8 * v32).sum(1).min() > 0.97
 
 
 def test_the_registry_alone_knows_the_builtin_and_hub_names():

@@ -148,3 +148,27 @@ def test_models_quantize_command(tiny, capsys):
     assert "wrote tiny-cnn-int8" in out and "8 calibration pictures" in out
     code, out, _ = run_cli(capsys, "models")
     assert "tiny-cnn-int8" in out
+
+
+def test_an_int8_graph_is_not_quantised_again(tiny_int8, tmp_path):
+    copy = tmp_path / "renamed.onnx"
+    copy.write_bytes(create_extractor(tiny_int8).path.read_bytes())
+    register_onnx_model("tiny-renamed", copy, CFG, persist=True)
+    with pytest.raises(ExtractorNotFoundError, match="already an INT8 model"):
+        quantize_extractor("tiny-renamed", calibration=IMAGES, images=4)
+
+
+def test_default_calibration_pictures_come_from_the_given_datasets_folder(tmp_path):
+    from lookalike.extractors.quantize import calibration_paths
+
+    folder = tmp_path / "datasets" / "fashion-product-images-small"
+    (folder / "images").mkdir(parents=True)
+    rows = ["image,articleType"]
+    for i, picture in enumerate(sorted(IMAGES.glob("*.jpg"))[:6]):
+        pid = 11 + i  # ids divisible by 5 are the test split: never calibration pictures
+        (folder / "images" / f"{pid}.jpg").write_bytes(picture.read_bytes())
+        rows.append(f"images/{pid}.jpg,Tshirts")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    picked = calibration_paths(None, n=10, datasets=tmp_path / "datasets")
+    assert sorted(p.stem for p in picked) == ["11", "12", "13", "14", "16"]
+    assert all(p.parent == folder / "images" for p in picked)

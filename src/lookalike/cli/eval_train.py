@@ -229,7 +229,11 @@ def train(
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 256,
     evaluate: Annotated[bool, typer.Option(help="Score the dev protocol before and after training.")] = True,
     install: Annotated[
-        bool, typer.Option(help="Copy the ONNX to the user model folder as lookalike-fashion.onnx.")
+        bool,
+        typer.Option(
+            help="Copy the ONNX to the user model folder as lookalike-fashion.onnx (FP32: it replaces the packaged "
+            "INT8 default for new catalogues; `models quantize lookalike-fashion` makes its INT8 variant)."
+        ),
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:

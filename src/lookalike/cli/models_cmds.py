@@ -126,6 +126,7 @@ def models_quantize(
             mode,
             keep_fp32=keep_fp32 or (),
             keep_first=keep_first,  # type: ignore[arg-type]
+            datasets=datasets,
         )
     out.print(
         f"wrote {result.name} to {result.path} ({result.path.stat().st_size / 1e6:.1f} MB, "

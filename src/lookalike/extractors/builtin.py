@@ -12,7 +12,7 @@ from lookalike.extractors.base import Extractor, PreprocessCfg
 from lookalike.extractors.export import EFFICIENTNET_VARIANTS
 from lookalike.extractors.registry import register_extractor
 
-__all__ = ["DEFAULT_EXTRACTOR", "FASHION_MODEL", "find_model_file"]
+__all__ = ["DEFAULT_EXTRACTOR", "FASHION_FP32", "FASHION_MODEL", "find_model_file"]
 
 DEFAULT_EXTRACTOR = "lookalike-fashion"
 
@@ -72,26 +72,36 @@ for _variant in EFFICIENTNET_VARIANTS:
 
 
 FASHION_MODEL = "lookalike-fashion"
+FASHION_FP32 = "lookalike-fashion-fp32"
+_FASHION_CFG = PreprocessCfg(size=224, resize_mode="center_crop", mean=(127.0,) * 3, std=(128.0,) * 3)
 
 
-@register_extractor(
+def _fashion(name: str, description: str) -> None:
+    """Register one packaged file of the trained fashion embedding (the preprocessing it was trained and
+    evaluated with)."""
+
+    def factory(**kwargs: Any) -> Extractor:
+        from lookalike.extractors.onnx import OnnxExtractor
+
+        path = find_model_file(f"{name}.onnx")
+        if path is None:
+            raise ModelLoadError(
+                f"no {name}.onnx in {', '.join(str(d) for d in model_dirs())}; "
+                "train one with `lookalike train --install`"
+            )
+        return OnnxExtractor(name, path, _FASHION_CFG, **kwargs)
+
+    register_extractor(
+        name, description=description, dim=256, is_available=lambda: find_model_file(f"{name}.onnx") is not None
+    )(factory)
+
+
+_fashion(
     FASHION_MODEL,
-    description="EfficientNet-Lite0 (224px), last blocks fine-tuned, metric-learning head (lookalike train), 256-d",
-    dim=256,
-    is_available=lambda: find_model_file(f"{FASHION_MODEL}.onnx") is not None,
+    "EfficientNet-Lite0 (224px), last blocks fine-tuned, metric-learning head, 256-d; INT8 (static, stem and "
+    "first block FP32) of lookalike-fashion-fp32, measured in docs/model-card-lookalike-fashion.md",
 )
-def _lookalike_fashion(**kwargs: Any) -> Extractor:
-    """The trained fashion embedding (the preprocessing it was trained and evaluated with)."""
-    from lookalike.extractors.onnx import OnnxExtractor
-
-    path = find_model_file(f"{FASHION_MODEL}.onnx")
-    if path is None:
-        raise ModelLoadError(
-            f"no {FASHION_MODEL}.onnx in {', '.join(str(d) for d in model_dirs())}; "
-            "train one with `lookalike train --install`"
-        )
-    cfg = PreprocessCfg(size=224, resize_mode="center_crop", mean=(127.0,) * 3, std=(128.0,) * 3)
-    return OnnxExtractor(FASHION_MODEL, path, cfg, **kwargs)
+_fashion(FASHION_FP32, "lookalike-fashion in FP32, the trained weights the INT8 default was quantised from")
 
 
 @register_extractor("colour-histogram", description="Region-based HSV colour histogram (CBIR baseline)", dim=360)

@@ -88,14 +88,20 @@ def _csv_images(path: Path) -> list[Path]:
     return out
 
 
-def calibration_paths(source: str | os.PathLike[str] | None = None, n: int = 256, seed: int = 0) -> list[Path]:
+def calibration_paths(
+    source: str | os.PathLike[str] | None = None,
+    n: int = 256,
+    seed: int = 0,
+    datasets: str | os.PathLike[str] | None = None,
+) -> list[Path]:
     """``n`` pictures (seeded sample) from a folder, a CSV with an image column, or by default the
-    catalogue dataset ``fashion-product-images-small`` (its products outside the EVALUATION.md test
-    split: ids not divisible by 5)."""
+    catalogue dataset ``fashion-product-images-small`` of ``datasets`` (default ``$LOOKALIKE_DATASETS``):
+    its products outside the EVALUATION.md test split (ids not divisible by 5)."""
     if source is None:
         from lookalike.evaluate.datasets import default_datasets_root
 
-        path = default_datasets_root() / "fashion-product-images-small" / "labels.csv"
+        root = Path(datasets) if datasets is not None else default_datasets_root()
+        path = root / "fashion-product-images-small" / "labels.csv"
         if not path.is_file():
             raise SourceError(f"no calibration pictures given and {path} is missing; pass a folder or CSV")
         paths = [p for p in _csv_images(path) if not (p.stem.isdigit() and int(p.stem) % 5 == 0)]
@@ -299,9 +305,11 @@ def quantize_extractor(
     seed: int = 0,
     keep_fp32: Sequence[str] = (),
     keep_first: int = 0,
+    datasets: str | os.PathLike[str] | None = None,
 ) -> QuantizeResult:
     """Quantise the ONNX extractor ``name`` and register the result as ``<name>-int8`` (persisted);
-    ``keep_fp32``, ``keep_first``: what to leave in FP32 (see :func:`quantize_onnx`)."""
+    ``keep_fp32``, ``keep_first``: what to leave in FP32 (see :func:`quantize_onnx`); ``datasets``: where
+    the default calibration pictures are (without ``calibration``)."""
     from lookalike.extractors import create_extractor
 
     if name.endswith(INT8_SUFFIX):
@@ -309,8 +317,10 @@ def quantize_extractor(
     started = time.perf_counter()
     extractor = create_extractor(name)
     src = _onnx_source(extractor)
+    if _nodes(src, ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")):
+        raise ExtractorNotFoundError(f"{name!r} is already an INT8 model ({src.name}); quantise its FP32 weights")
     cfg = extractor.preprocess_cfg or PreprocessCfg()
-    paths = calibration_paths(calibration, images, seed) if mode == "static" else []
+    paths = calibration_paths(calibration, images, seed, datasets) if mode == "static" else []
     qname = int8_name(name)
     target = user_model_dir() / f"{qname}.onnx"
     used = quantize_onnx(src, target, cfg, paths, mode=mode, keep_fp32=keep_fp32, keep_first=keep_first)
