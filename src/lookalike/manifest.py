@@ -13,6 +13,7 @@ from typing import Any
 from lookalike import __version__
 from lookalike.errors import CatalogError, LookalikeError, ModelMismatchError
 from lookalike.extractors import Extractor, extractor_spec
+from lookalike.extractors.identity import file_sha256, model_entry, weights_file
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "check_extractor", "check_manifest", "new_manifest"]
 
@@ -26,7 +27,7 @@ def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:
         "format": FORMAT_VERSION,
         "lookalike_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "extractor": ext.describe(),
+        "extractor": model_entry(ext),
         "index": index,
     }
 
@@ -38,7 +39,8 @@ def check_manifest(manifest: dict[str, Any], where: str) -> None:
 
 
 def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None, where: str) -> Extractor | None:
-    """Refuse an extractor other than the catalogue's; return it when it is a ready object."""
+    """Refuse an extractor other than the catalogue's (by name, and for a ready ONNX object by the SHA-256 of its
+    weights); return it when it is a ready object."""
     if extractor is None:
         return None
     name = manifest["extractor"]["name"]
@@ -51,4 +53,11 @@ def check_extractor(manifest: dict[str, Any], extractor: str | Extractor | None,
             f"catalogue {where} was built with extractor {name!r}, not {asked!r}; "
             "use a new catalogue for another extractor"
         )
-    return extractor if isinstance(extractor, Extractor) else None
+    if isinstance(extractor, Extractor):
+        sha, path = manifest["extractor"].get("sha256"), weights_file(extractor)
+        if sha and path is not None and file_sha256(path) != sha:
+            raise ModelMismatchError(
+                f"catalogue {where} was built with {name!r} weights sha256 {str(sha)[:12]}…, not those of {path}"
+            )
+        return extractor
+    return None

@@ -26,6 +26,7 @@ from lookalike.catalog import query, words
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
 from lookalike.catalog.ingest import ingest as run_ingest
+from lookalike.catalog.model_files import load_extractor
 from lookalike.catalog.pictures import PictureStore
 from lookalike.catalog.query import ImageInput, SearchResult
 from lookalike.catalog.ranking import COLOUR_CANDIDATES, DEFAULT_STAGES, RankingStage
@@ -33,9 +34,11 @@ from lookalike.catalog.text_query import FUSION, IMAGE_TEXT_WEIGHT, TEXT_BM25_WE
 from lookalike.colour.detect import ColourDetector, default_colour_detector
 from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT
 from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
-from lookalike.extractors import Extractor, create_extractor
+from lookalike.extractors import Extractor
+from lookalike.extractors.identity import model_family
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.index import IndexPolicy
+from lookalike.manifest import MANIFEST
 from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
 
@@ -145,7 +148,8 @@ class Catalog:
         if self._extractor is None:
             with self._extractor_lock:
                 if self._extractor is None:
-                    ext = create_extractor(self.manifest["extractor"]["name"])
+                    root = self.path if (self.path / MANIFEST).is_file() else None  # None: a Milvus catalogue
+                    ext = load_extractor(self.manifest["extractor"], root, str(self.path))
                     if ext.dim != self.dim:
                         raise ModelMismatchError(
                             f"extractor {ext.name!r} now gives {ext.dim}-d vectors; the catalogue holds {self.dim}-d"
@@ -271,7 +275,7 @@ class Catalog:
             from lookalike.text import default_text_encoder
 
             enc = default_text_encoder()
-            fits = enc.dim == self.dim and self.extractor_name.split("-int8")[0] == enc.image_model
+            fits = enc.dim == self.dim and model_family(self.extractor_name) == model_family(enc.image_model)
             self._text_encoder = enc if fits else False
         return self._text_encoder or None
 
