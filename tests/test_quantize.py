@@ -172,3 +172,22 @@ def test_default_calibration_pictures_come_from_the_given_datasets_folder(tmp_pa
     picked = calibration_paths(None, n=10, datasets=tmp_path / "datasets")
     assert sorted(p.stem for p in picked) == ["11", "12", "13", "14", "16"]
     assert all(p.parent == folder / "images" for p in picked)
+
+
+def test_the_quantisers_root_logger_warnings_are_dropped_and_others_kept(caplog):
+    import logging
+    import os
+
+    from lookalike.cli.options import quiet_onnx_tools
+
+    def record(path: str, message: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("root", level, path, 1, message, None, None)
+
+    tool = os.sep.join(["", "venv", "site-packages", "onnxruntime", "quantization", "base_quantizer.py"])
+    root = logging.getLogger()
+    with caplog.at_level(logging.INFO), quiet_onnx_tools():
+        root.handle(record(tool, "Inference failed or unsupported type to quantize"))
+        root.handle(record(os.sep.join(["", "src", "lookalike", "catalog.py"]), "ours"))
+        root.handle(record(tool, "a real failure", logging.ERROR))
+    root.handle(record(tool, "after the block"))
+    assert [r.getMessage() for r in caplog.records] == ["ours", "a real failure", "after the block"]

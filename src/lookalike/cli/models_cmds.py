@@ -134,7 +134,10 @@ def models_quantize(
         highlight=False,
     )
     if not evaluate:
-        out.print(f"not evaluated: {name} stays the model new catalogues use", highlight=False)
+        out.print(
+            f"not evaluated, so new catalogues do not pick {result.name} on their own",
+            highlight=False,
+        )
         return
     with quiet_onnx_tools():
         quality = measure_quality(name, datasets, max_queries or None, max_loss)

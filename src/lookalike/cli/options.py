@@ -66,6 +66,11 @@ def progress_shown(quiet: bool) -> bool:
     return (not quiet and sys.stderr.isatty()) or os.environ.get("LOOKALIKE_PROGRESS") == "1"
 
 
+def _not_onnx_tools(record: logging.LogRecord) -> bool:
+    """Drop the warnings onnxruntime's Python tools send to the root logger; keep every other record."""
+    return not (record.levelno < logging.ERROR and f"{os.sep}onnxruntime{os.sep}" in record.pathname)
+
+
 @contextlib.contextmanager
 def quiet_onnx_tools(stdout: bool = False) -> Iterator[None]:
     """For the length of the block, drop what torch's ONNX exporter and onnxruntime's tools say that tells
@@ -81,9 +86,12 @@ def quiet_onnx_tools(stdout: bool = False) -> Iterator[None]:
             yield
             return
         ort.set_default_logger_severity(3)  # errors only
+        root = logging.getLogger()
+        root.addFilter(_not_onnx_tools)  # the quantiser warns through the root logger ("Inference failed ...")
         try:
             yield
         finally:
+            root.removeFilter(_not_onnx_tools)
             ort.set_default_logger_severity(2)  # onnxruntime's default, warnings
 
 
