@@ -149,3 +149,17 @@ def test_a_manifest_from_before_hashes_keeps_the_fp32_model_it_was_built_with(tm
     with Catalog.open(tmp_path / "shop") as cat:
         assert cat.extractor.name == "lookalike-fashion-fp32"
         assert [h.id for h in cat.search(PHOTO, k=5)] == before
+
+
+def test_a_migrated_copy_takes_the_model_along(tmp_path):
+    from lookalike.migrate import migrate_catalog
+
+    weights = _user_model(tmp_path)
+    before = _build(tmp_path / "shop", "tiny-shop")
+    migrate_catalog(tmp_path / "shop", tmp_path / "copy", src_backend="embedded", dst_backend="embedded")
+    assert (tmp_path / "copy" / "models" / "tiny-shop.onnx").read_bytes() == weights.read_bytes()
+    remove_onnx_model("tiny-shop")
+    weights.unlink()
+    shutil.rmtree(tmp_path / "shop")
+    with Catalog.open(tmp_path / "copy") as cat:
+        assert [h.id for h in cat.search(PHOTO, k=5)] == before

@@ -78,8 +78,13 @@ class _DescribedExtractor(Extractor):
 
     can_embed = False  # the catalogue's creation does not try it on a picture
 
-    def __init__(self, description: dict[str, Any]) -> None:
+    def __init__(self, description: dict[str, Any], source_root: Path | None = None) -> None:
+        """``source_root``: the source catalogue's directory; its model copy (``models/...``), if any, is
+        copied into the destination like any model that does not ship with lookalike."""
         self._description = dict(description)
+        copy = description.get("copy")
+        if source_root is not None and copy and (source_root / str(copy)).is_file():
+            self.path = source_root / str(copy)
         self.name = str(description["name"])
         self.dim = int(description["dim"])
         pre = description.get("preprocess")
@@ -90,6 +95,11 @@ class _DescribedExtractor(Extractor):
 
     def describe(self) -> dict[str, Any]:
         return dict(self._description)
+
+
+def _root_of(catalog: Catalog) -> Path | None:
+    """An embedded catalogue's directory (None for a Milvus collection)."""
+    return catalog.path if (catalog.path / "manifest.json").is_file() else None
 
 
 def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -199,13 +209,16 @@ def migrate(
     return report
 
 
-def _open_destination(path: str | os.PathLike[str], manifest: dict[str, Any], backend: str, **options: Any) -> Catalog:
+def _open_destination(
+    path: str | os.PathLike[str], manifest: dict[str, Any], backend: str, source_root: Path | None, **options: Any
+) -> Catalog:
     name = str(manifest["extractor"]["name"])
     open_options = {k: v for k, v in options.items() if k not in CREATE_ONLY}
     try:
         return Catalog.open(path, extractor=name, backend=backend, **open_options)
     except CatalogNotFoundError:
-        Catalog.create(path, extractor=_DescribedExtractor(manifest["extractor"]), backend=backend, **options).close()
+        described = _DescribedExtractor(manifest["extractor"], source_root)
+        Catalog.create(path, extractor=described, backend=backend, **options).close()
         return Catalog.open(path, extractor=name, backend=backend, **open_options)
 
 
@@ -244,6 +257,6 @@ def migrate_catalog(
         dst_kw.update(uri=dst_uri, token=dst_token)
     with (
         Catalog.open(src, **src_kw) as source,
-        _open_destination(dst, source.manifest, dst_backend, **dst_kw) as target,
+        _open_destination(dst, source.manifest, dst_backend, _root_of(source), **dst_kw) as target,
     ):
         return migrate(source, target, batch_size=batch_size, progress=progress)
