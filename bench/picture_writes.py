@@ -290,7 +290,7 @@ def header_parse_ms(pics: list[Pic]) -> float:
 
 
 # --- end to end -------------------------------------------------------------------------------------------
-def _old_save_many(self: PictureStore, pictures: Any, limits: DecodeLimits, io_pool: Any) -> dict[int, Any]:
+def _old_save_many(self: PictureStore, pictures: Any, limits: DecodeLimits, io_pool: Any, sources: Any = None) -> Any:
     """The store's ``save_many`` before issue 15: ``save`` in the pool, each file fsynced."""
 
     def save(p: Any) -> Any:
@@ -383,15 +383,19 @@ def main() -> None:
             for name in order:
                 per[name].append(round(time_method(name, pics, args.batch_size, pool), 4))
             print(f"round {r + 1}: { ({k: v[-1] for k, v in per.items()}) }", file=sys.stderr, flush=True)
-    base = statistics.median(per["per_file_fsync"]) if "per_file_fsync" in per else None
-    out["ms_per_picture"] = {
-        name: {
-            "median": statistics.median(v),
-            "rounds": v,
-            **({"x_faster_than_per_file_fsync": round(base / statistics.median(v), 2)} if base else {}),
+    base = statistics.median(per["per_file_fsync"]) if "per_file_fsync" in per and args.rounds else None
+    out["ms_per_picture"] = (
+        {}
+        if not args.rounds
+        else {
+            name: {
+                "median": statistics.median(v),
+                "rounds": v,
+                **({"x_faster_than_per_file_fsync": round(base / statistics.median(v), 2)} if base else {}),
+            }
+            for name, v in per.items()
         }
-        for name, v in per.items()
-    }
+    )
     if args.end_to_end:
         out["end_to_end"] = end_to_end(args.e2e_images, args.e2e_rounds, args.model)
     out["load_average_after"] = load_average()

@@ -67,6 +67,15 @@ def test_a_source_changed_since_it_was_hashed_is_not_linked(tmp_path):
     assert stored.stat().st_nlink == 1 and not _leftovers(store.root)
 
 
+def test_links_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_LINK_PICTURES", "0")
+    src = _source(tmp_path)
+    store = PictureStore(tmp_path / "images")
+    pic = _pic(src.read_bytes())
+    stored = store.root / store.save_many([pic], LIMITS, None, [str(src)])[id(pic)]  # type: ignore[operator]
+    assert stored.read_bytes() == pic.data and stored.stat().st_nlink == 1 and src.stat().st_nlink == 1
+
+
 @pytest.mark.parametrize("source", ["missing", "url", None])
 def test_a_picture_that_cannot_be_linked_is_copied(tmp_path, source):
     data = (PRODUCTS_DIR / "images" / "13466.jpg").read_bytes()

@@ -4,11 +4,15 @@ Pictures are named by the SHA-256 of the bytes they were read from, so products 
 share one file. A picture appears under its name only whole: it is first a temp file in the same folder
 (``.<name>.<random>.tmp``), then renamed. An ingest's picture from a local file, stored as it is (not
 re-encoded), becomes a hard link to that file when both are on one filesystem (no new file to create:
-about 6x cheaper per picture here, issue 15); the link is re-read and re-hashed before its rename, so a
-source changed since it was hashed is copied from the hashed bytes instead. Any other picture is written
-(:func:`~lookalike.fsutil.atomic_write`). Durability before the rows commit: every new file is fsynced
-before its rename (a link's fsync flushes the source's data and inode), and :meth:`PictureStore.save_many`
-fsyncs each folder it added names to (and the picture folder for a new ``<sha[:2]>``) before it returns.
+2-3x cheaper per picture here, issue 15); the link is re-read and re-hashed before its rename, so a
+source changed since it was hashed is copied from the hashed bytes instead. A source rewritten in place
+later (not replaced by a rename) changes the stored picture with it (``LOOKALIKE_LINK_PICTURES=0``
+copies every picture). Any other picture is written (:func:`~lookalike.fsutil.atomic_write`).
+
+Durability (power loss) before the rows commit: every new file is fsynced before its rename (a link's
+fsync flushes the source's data and inode), and :meth:`PictureStore.save_many` then fsyncs each folder of
+the batch's pictures (and the picture folder for a new ``<sha[:2]>``) before it returns; the ingest
+commits a batch's rows only after that.
 
 Every change that stores or removes pictures together with the rows that use them holds
 :meth:`PictureStore.locked` (threads and, on POSIX, processes). A process killed between creating a temp
@@ -47,6 +51,7 @@ from lookalike.imaging import DecodeLimits, image_format, open_image_bytes
 __all__ = ["NewPicture", "PictureStore"]
 
 LOCK = ".lock"
+LINK_ENV = "LOOKALIKE_LINK_PICTURES"  # "0": copy every picture, never hard-link a source file
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 # The temp file of a picture write (atomic_write: ".<name>.<random>.tmp" beside <sha[:2]>/<sha>.<ext>).
 _TEMP = re.compile(r"\.(?P<sha>[0-9a-f]{64})\.(?:jpg|png|webp|gif)\.[a-z0-9_]+\.tmp")
@@ -95,9 +100,10 @@ class PictureStore:
     ) -> dict[int, str | LookalikeError | OSError]:
         """:meth:`save` for a batch, concurrently: ``id(picture)`` -> relative path or the error. ``sources``
         (one per picture, or None): the local file each picture's bytes were read from, hard-linked
-        instead of copied where it can be (see the module). Every stored picture is durable on return
-        (fsyncs issued together cost about one)."""
-        paths = list(sources) if sources is not None else [None] * len(pictures)
+        instead of copied where it can be (see the module; ``LOOKALIKE_LINK_PICTURES=0`` copies them all).
+        Every stored picture is durable on return (fsyncs issued together cost about one)."""
+        linking = sources is not None and os.environ.get(LINK_ENV, "1") != "0"
+        paths = list(sources) if linking else [None] * len(pictures)  # type: ignore[arg-type]
 
         def save(item: tuple[NewPicture, str | None]) -> tuple[str | LookalikeError | OSError, set[Path]]:
             try:
