@@ -246,7 +246,8 @@ def _commit(
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     vec_iter = iter(vectors)
     with host.pictures.locked():
-        saved = host.pictures.save_many(to_embed, host.decode_limits, io_pool)
+        sources = [p.record.source for p in to_embed]  # local files are hard-linked where they can be
+        saved = host.pictures.save_many(to_embed, host.decode_limits, io_pool, sources)
         for p in prepared:
             pid = p.record.product.id
             if p.action == "fail":

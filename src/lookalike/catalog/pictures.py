@@ -1,19 +1,34 @@
 """The catalogue's copy of every product picture: a content-addressed folder, ``<sha[:2]>/<sha>.<ext>``.
 
 Pictures are named by the SHA-256 of the bytes they were read from, so products with the same picture
-share one file. Each file is written atomically (:func:`~lookalike.fsutil.atomic_write`: a temp file in
-the same folder, fsynced, renamed), and every change that stores or removes pictures together with the
-rows that use them holds :meth:`PictureStore.locked` (threads and, on POSIX, processes). A process
-killed between writing a temp file and the rename leaves the temp file behind;
-:meth:`PictureStore.remove_leftovers` (run when a catalogue opens) removes such files.
+share one file. A picture appears under its name only whole: it is first a temp file in the same folder
+(``.<name>.<random>.tmp``), then renamed. An ingest's picture from a local file, stored as it is (not
+re-encoded), becomes a hard link to that file when both are on one filesystem (no new file to create:
+2-3x cheaper per picture here, issue 15); the link is re-read and re-hashed before its rename, so a
+source changed since it was hashed is copied from the hashed bytes instead. A source rewritten in place
+later (not replaced by a rename) changes the stored picture with it (``LOOKALIKE_LINK_PICTURES=0``
+copies every picture). Any other picture is written (:func:`~lookalike.fsutil.atomic_write`).
+
+Durability (power loss) before the rows commit: every new file is fsynced before its rename (a link's
+fsync flushes the source's data and inode), and :meth:`PictureStore.save_many` then fsyncs each folder of
+the batch's pictures (and the picture folder for a new ``<sha[:2]>``) before it returns; the ingest
+commits a batch's rows only after that.
+
+Every change that stores or removes pictures together with the rows that use them holds
+:meth:`PictureStore.locked` (threads and, on POSIX, processes). A process killed between creating a temp
+file and the rename leaves the temp file behind; :meth:`PictureStore.remove_leftovers` (run when a
+catalogue opens) removes such files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import io
 import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,10 +51,19 @@ from lookalike.imaging import DecodeLimits, image_format, open_image_bytes
 __all__ = ["NewPicture", "PictureStore"]
 
 LOCK = ".lock"
+LINK_ENV = "LOOKALIKE_LINK_PICTURES"  # "0": copy every picture, never hard-link a source file
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 # The temp file of a picture write (atomic_write: ".<name>.<random>.tmp" beside <sha[:2]>/<sha>.<ext>).
 _TEMP = re.compile(r"\.(?P<sha>[0-9a-f]{64})\.(?:jpg|png|webp|gif)\.[a-z0-9_]+\.tmp")
-_UNLOCKED_TEMP_AGE = 3600.0  # without cross-process locks (not POSIX), only temp files older than this go
+_UNLOCKED_TEMP_AGE = 3600.0
+_NO_FOLDER_FSYNC = {
+    errno.EINVAL,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.EBADF,
+    errno.EISDIR,
+    errno.EACCES,
+}  # without cross-process locks (not POSIX), only temp files older than this go
 
 
 class NewPicture(Protocol):
@@ -59,44 +83,61 @@ class PictureStore:
         self._lock = threading.RLock()
 
     def save(self, picture: NewPicture, limits: DecodeLimits) -> str:
-        """Keep a copy of the picture; returns its path relative to :attr:`root`. A picture in a format
-        browsers may not show, over 1 MB or over 1024 px is kept as an 800-px JPEG instead (decoded
+        """Keep a copy of the picture, durably; returns its path relative to :attr:`root`. A picture in a
+        format browsers may not show, over 1 MB or over 1024 px is kept as an 800-px JPEG instead (decoded
         within ``limits`` when it was not decoded yet)."""
-        assert picture.sha is not None and picture.data is not None
-        fmt = (picture.fmt or "").upper()
-        ext = _EXTENSIONS.get(fmt)
-        data = picture.data
-        _, size = image_format(data) if ext else (None, None)
-        if ext is None or len(data) > 1_000_000 or size is None or max(size) > 1024:
-            img = picture.image
-            if img is None:
-                img = open_image_bytes(data, limits)
-            thumb = img.copy()
-            thumb.thumbnail((800, 800), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            thumb.save(buf, format="JPEG", quality=88)
-            data, ext = buf.getvalue(), "jpg"
-        rel = f"{picture.sha[:2]}/{picture.sha}.{ext}"
-        target = self.root / rel
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, data)
-        return rel
+        result = self.save_many([picture], limits, None)[id(picture)]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def save_many(
-        self, pictures: Sequence[NewPicture], limits: DecodeLimits, io_pool: ThreadPoolExecutor | None
+        self,
+        pictures: Sequence[NewPicture],
+        limits: DecodeLimits,
+        io_pool: ThreadPoolExecutor | None,
+        sources: Sequence[str | None] | None = None,
     ) -> dict[int, str | LookalikeError | OSError]:
-        """:meth:`save` for a batch, concurrently (each new file is fsynced; fsyncs issued together
-        cost about one): ``id(picture)`` -> relative path or the error."""
+        """:meth:`save` for a batch, concurrently: ``id(picture)`` -> relative path or the error. ``sources``
+        (one per picture, or None): the local file each picture's bytes were read from, hard-linked
+        instead of copied where it can be (see the module; ``LOOKALIKE_LINK_PICTURES=0`` copies them all).
+        Every stored picture is durable on return (fsyncs issued together cost about one)."""
+        linking = sources is not None and os.environ.get(LINK_ENV, "1") != "0"
+        paths = list(sources) if linking else [None] * len(pictures)  # type: ignore[arg-type]
 
-        def save(p: NewPicture) -> str | LookalikeError | OSError:
+        def save(item: tuple[NewPicture, str | None]) -> tuple[str | LookalikeError | OSError, set[Path]]:
             try:
-                return self.save(p, limits)
+                return self._store(item[0], limits, item[1])
             except (LookalikeError, OSError) as exc:
-                return exc
+                return exc, set()
 
-        results = io_pool.map(save, pictures) if io_pool is not None and len(pictures) > 1 else map(save, pictures)
-        return {id(p): r for p, r in zip(pictures, results, strict=True)}
+        run = io_pool.map if io_pool is not None and len(pictures) > 1 else map
+        results = list(run(save, list(zip(pictures, paths, strict=True))))
+        folders = sorted(set().union(*(changed for _, changed in results)))
+        synced = dict(zip(folders, run(_fsync_folder, folders), strict=True))  # the new names, durable
+        out: dict[int, str | LookalikeError | OSError] = {}
+        for p, (rel, changed) in zip(pictures, results, strict=True):
+            error = next((e for f in sorted(changed) if (e := synced[f]) is not None), None)
+            out[id(p)] = error if error is not None and isinstance(rel, str) else rel
+        return out
+
+    def _store(self, picture: NewPicture, limits: DecodeLimits, source: str | None) -> tuple[str, set[Path]]:
+        """Store one picture (not yet durable as a name): its relative path and the folders whose entries
+        changed (to fsync)."""
+        assert picture.sha is not None and picture.data is not None
+        data, ext, as_read = _kept_bytes(picture, limits)
+        rel = f"{picture.sha[:2]}/{picture.sha}.{ext}"
+        target = self.root / rel
+        changed = {target.parent}  # fsynced even for a picture there already: a killed writer may not have
+        if target.exists():
+            return rel, changed
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            changed.add(self.root)
+        local = source is not None and not source.lower().startswith(("http://", "https://"))
+        if not (as_read and local and _link(source, target, picture.sha)):  # type: ignore[arg-type]
+            atomic_write(target, data)
+        return rel, changed
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -189,3 +230,61 @@ class PictureStore:
         finally:
             os.close(fd)  # releases the flock
             self._lock.release()
+
+
+def _kept_bytes(picture: NewPicture, limits: DecodeLimits) -> tuple[bytes, str, bool]:
+    """The bytes to store, their extension, and whether they are the bytes as read (not re-encoded)."""
+    assert picture.data is not None
+    ext = _EXTENSIONS.get((picture.fmt or "").upper())
+    data = picture.data
+    _, size = image_format(data) if ext else (None, None)
+    if ext is not None and len(data) <= 1_000_000 and size is not None and max(size) <= 1024:
+        return data, ext, True
+    img = picture.image
+    if img is None:
+        img = open_image_bytes(data, limits)
+    thumb = img.copy()
+    thumb.thumbnail((800, 800), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=88)
+    return buf.getvalue(), "jpg", False
+
+
+def _link(source: str, target: Path, sha: str) -> bool:
+    """Make ``target`` a hard link to ``source`` (a temp link, re-read, re-hashed, fsynced, renamed);
+    False, with nothing left behind, when the link cannot be made (another filesystem, not permitted, no
+    such file) or the file no longer holds the bytes of ``sha`` (changed since it was hashed)."""
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"  # a temp name remove_leftovers knows
+    try:
+        os.link(source, tmp)
+    except OSError:
+        return False
+    try:
+        with open(tmp, "rb") as fh:
+            if hashlib.sha256(fh.read()).hexdigest() != sha:
+                raise OSError("changed since it was hashed")
+            os.fsync(fh.fileno())  # the source's data (another program may have just written it) and inode
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+
+
+def _fsync_folder(folder: Path) -> OSError | None:
+    """fsync a folder, so the names added to it reach the disk; the error, if any. Nothing to do where
+    folders cannot be fsynced (Windows; a filesystem that refuses it: as SQLite, such errors are ignored)."""
+    if os.name != "posix":  # pragma: no cover - Windows: no fsync of a folder
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        return exc
+    try:
+        os.fsync(fd)
+        return None
+    except OSError as exc:
+        return None if exc.errno in _NO_FOLDER_FSYNC else exc
+    finally:
+        os.close(fd)
