@@ -55,7 +55,8 @@ LINK_ENV = "LOOKALIKE_LINK_PICTURES"  # "0": copy every picture, never hard-link
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 # The temp file of a picture write (atomic_write: ".<name>.<random>.tmp" beside <sha[:2]>/<sha>.<ext>).
 _TEMP = re.compile(r"\.(?P<sha>[0-9a-f]{64})\.(?:jpg|png|webp|gif)\.[a-z0-9_]+\.tmp")
-_UNLOCKED_TEMP_AGE = 3600.0
+_UNLOCKED_TEMP_AGE = 3600.0  # without cross-process locks (not POSIX), only temp files older than this go
+# Folder fsync errors that mean "this filesystem cannot fsync a folder" (ignored, as SQLite does)
 _NO_FOLDER_FSYNC = {
     errno.EINVAL,
     errno.ENOTSUP,
@@ -63,7 +64,7 @@ _NO_FOLDER_FSYNC = {
     errno.EBADF,
     errno.EISDIR,
     errno.EACCES,
-}  # without cross-process locks (not POSIX), only temp files older than this go
+}
 
 
 class NewPicture(Protocol):
