@@ -109,7 +109,23 @@ def _word_store(tmp_path: Path):
     from lookalike.backends.base import UpsertItem
     from lookalike.store import ProductStore
 
-    vocab = "navy blue shirt shirts men women red dress casual formal watch watches sneaker sneakers denim".split()
+    vocab = [
+        "navy",
+        "blue",
+        "shirt",
+        "shirts",
+        "men",
+        "women",
+        "red",
+        "dress",
+        "casual",
+        "formal",
+        "watch",
+        "watches",
+        "sneaker",
+        "sneakers",
+        "denim",
+    ]
     rng = random.Random(7)
     store = ProductStore(tmp_path / "products.db", 4, create=True)
     items = []

@@ -16,7 +16,8 @@ catalogue) are left out of the match query when the phrase has a rarer one: thei
 small, yet FTS5 scores every product that matches the OR before the LIMIT, so one of them costs tens of
 milliseconds at 44k products (docs/quality.md, "Latency of a words query"). Document frequencies come
 from FTS5 itself (a count per word) and are remembered per connection until the database changes
-(:class:`TermStats`).
+(:class:`TermStats`). The store answers from memory first (:mod:`lookalike.store.word_scores`: the same BM25
+numbers without FTS5's per-match work); :func:`search_text_rows` is the FTS5 query it falls back to.
 """
 
 from __future__ import annotations
