@@ -101,6 +101,131 @@ def test_filters_apply_to_the_word_search(built_catalog) -> None:
     assert [p.id for p, _ in found] == ["17831"]
 
 
+def _word_store(tmp_path: Path):
+    """A product store of 300 seeded products: words drawn from a small vocabulary (repeats, plurals, one title
+    of 300 words so a length takes two bytes), genders for a filter."""
+    import random
+
+    from lookalike.backends.base import UpsertItem
+    from lookalike.store import ProductStore
+
+    vocab = [
+        "navy",
+        "blue",
+        "shirt",
+        "shirts",
+        "men",
+        "women",
+        "red",
+        "dress",
+        "casual",
+        "formal",
+        "watch",
+        "watches",
+        "sneaker",
+        "sneakers",
+        "denim",
+    ]
+    rng = random.Random(7)
+    store = ProductStore(tmp_path / "products.db", 4, create=True)
+    items = []
+    for i in range(300):
+        title = " ".join(rng.choice(vocab) for _ in range(300 if i == 5 else rng.randint(1, 9)))
+        p = Product(
+            id=f"p{i}", title=title, colour=rng.choice(["Navy Blue", "Red", None]), gender=rng.choice(["Men", "Women"])
+        )
+        items.append(UpsertItem(p, np.ones(4, dtype=np.float32)))
+    store.upsert(items)
+    return store, vocab, rng
+
+
+def test_word_scores_are_fts5_bm25_exactly(tmp_path: Path) -> None:
+    from lookalike.product import Filters
+    from lookalike.store.text_index import search_text_rows
+    from lookalike.store.word_scores import WordScores
+
+    store, vocab, rng = _word_store(tmp_path)
+    conn = store._conn()
+    women = store.filter_rowids(Filters(gender="Women"))
+    where, params = store._where(Filters(gender="Women"))
+    scores, answered = WordScores(), 0
+    for _ in range(150):
+        text = " ".join(rng.choice([*vocab, "for", "zebra", "blue"]) for _ in range(rng.randint(1, 5)))
+        for k in (1, 7, 50):
+            fts = search_text_rows(conn, text, k)
+            assert scores.search(conn, text, k) == fts  # the very same floats, in the same order
+            answered += bool(fts)
+        assert scores.search(conn, text, 20, women) == search_text_rows(conn, text, 20, where, params)
+    assert answered > 300  # most phrases found products
+    store.close()
+
+
+def test_word_scores_follow_every_write_and_another_process(tmp_path: Path) -> None:
+    from lookalike.backends.base import UpsertItem
+    from lookalike.store import ProductStore
+    from lookalike.store.text_index import search_text_rows
+
+    store, _, _ = _word_store(tmp_path)
+    other = ProductStore(tmp_path / "products.db", 4)  # another process's store on the same file
+
+    def ids(text: str) -> list[str]:
+        found = store.text_rowids(text, 400)
+        assert found == search_text_rows(store._conn(), text, 400)  # never a stale answer
+        return [p.id for p in store.products_by_rowid([r for r, _ in found]).values()]
+
+    assert ids("velvet") == [] and len(ids("navy")) > 50  # remembered now
+    store.upsert([UpsertItem(Product(id="v1", title="velvet navy blazer"), np.ones(4, dtype=np.float32))])
+    assert ids("velvet") == ["v1"]
+    other.upsert([UpsertItem(Product(id="v2", title="velvet velvet"), np.ones(4, dtype=np.float32))])
+    assert sorted(ids("velvet")) == ["v1", "v2"]
+    other.upsert([UpsertItem(Product(id="v1", title="linen"), None)])  # metadata only
+    assert ids("velvet") == ["v2"] and "v1" not in ids("navy")
+    other.delete_rows(["v2"])
+    assert ids("velvet") == [] and ids("linen") == ["v1"]
+    store._word_scores._stems["linen"] = None  # a word the tokenizer would split: FTS5 answers
+    assert store._word_scores.search(store._conn(), "linen", 5) is None and ids("linen") == ["v1"]
+    other.close()
+    store.close()
+
+
+def test_a_words_query_sees_products_added_and_deleted(new_catalog) -> None:
+    cat = new_catalog
+    img, other = sorted(PRODUCTS_CSV.parent.glob("images/*.jpg"))[:2]
+    cat.upsert(Product(id="p1", title="Crimson velvet blazer", colour="Maroon"), img)
+    assert [h.id for h in cat.search(text="velvet blazer", k=3)] == ["p1"]
+    cat.upsert(Product(id="p2", title="Velvet blazers, velvet trousers", colour="Black"), other)
+    assert [h.id for h in cat.search(text="velvet blazer", k=3)] == ["p2", "p1"]
+    cat.delete(["p2"])
+    assert [h.id for h in cat.search(text="velvet blazer", k=3)] == ["p1"]
+
+
+def test_picture_hashes_come_from_the_rows_a_search_read_for_that_store_state() -> None:
+    from lookalike.store.rows import PictureHashes
+
+    hashes = PictureHashes()
+    hashes.remember(3, [("a", "h1"), ("b", None)])
+    assert hashes.known(3, ["a", "b", "c"]) == ({"a": "h1", "b": None}, ["c"])
+    assert hashes.known(4, ["a"]) == ({}, ["a"])  # another state: nothing known
+    hashes.remember(4, [("c", "h2")])
+    assert hashes.known(4, ["a", "c"]) == ({"c": "h2"}, ["a"])
+
+
+def test_twins_collapse_in_a_words_query_until_one_gets_another_picture(new_catalog, products_copy) -> None:
+    from lookalike import read_csv
+
+    from .conftest import add_twin
+
+    cat = new_catalog
+    assert cat.ingest(read_csv(add_twin(products_copy))).added == 17
+    title = cat.get("20842").title
+    first = cat.search(text=title, k=3)
+    assert {first[0].id, *first[0].duplicates} == {"20842", "twin-20842"}
+    twin = cat.get("twin-20842")
+    cat.upsert(twin, next(p for p in products_copy.parent.glob("images/*.jpg") if p.stem != "20842"))
+    again = cat.search(text=title, k=3)
+    assert {"20842", "twin-20842"} <= {h.id for h in again} and not again[0].duplicates
+
+
 # --- checks and pure parts --------------------------------------------------------------------------
 @pytest.mark.parametrize("text", ["", "   ", "x" * 501, "red\x00shirt", "tab\there", "bell\x07"])
 def test_bad_text_is_refused(text: str) -> None:

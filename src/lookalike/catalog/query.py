@@ -184,7 +184,11 @@ def _colour_plan(
 
 
 def picture_keys(backend: CatalogBackend) -> PictureKeys:
-    """The picture hashes of product ids, as the backend stored them at ingest (one ``states`` call)."""
+    """The picture hashes of product ids, as the backend stored them at ingest: its ``picture_hashes`` where it
+    has one (the embedded store's: those its search just read, from memory), else one ``states`` call."""
+    hashes = getattr(backend, "picture_hashes", None)
+    if hashes is not None:
+        return hashes  # type: ignore[no-any-return]
 
     def keys(ids: Sequence[str]) -> dict[str, str | None]:
         return {pid: state.image_sha for pid, state in backend.states(list(ids)).items()}

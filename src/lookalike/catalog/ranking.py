@@ -17,7 +17,7 @@ the ``stages`` a query runs with; what it needs to know about the query goes int
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -158,7 +158,9 @@ def facet_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
         for h in hits:
             bonus = float((h.product.article_type or "").casefold() in types)
             bonus += float(ctx.gender is not None and _gender_fits(ctx.gender, h.product.gender))
-            keyed.append(replace(h, rank_score=h.order_key + ctx.facet_weight * bonus) if bonus else h)
+            if bonus:  # a new Hit, field by field (dataclasses.replace costs more than the stage)
+                h = Hit(h.id, h.score, h.product, h.colour_match, h.order_key + ctx.facet_weight * bonus, h.duplicates)
+            keyed.append(h)
         out.append(sorted(keyed, key=lambda h: -h.order_key))  # stable: ties keep the order they had
     return out
 
@@ -183,7 +185,8 @@ def collapse_duplicates(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list
             if lead is not None:
                 lead.duplicates.extend([hit.id, *hit.duplicates])
                 continue
-            hit = replace(hit, duplicates=list(hit.duplicates))  # the caller's hits stay as they were
+            # a copy, so the caller's hits stay as they were
+            hit = Hit(hit.id, hit.score, hit.product, hit.colour_match, hit.rank_score, list(hit.duplicates))
             if key is not None:
                 first[key] = hit
             kept.append(hit)

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,14 +88,16 @@ class TextIntent:
     article_types: tuple[str, ...] = ()
 
 
-def _forms(name: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def _forms(name: str) -> frozenset[str]:
+    """The padded forms (" shirts ", " shirt ") of an article type a query's words may name it by."""
     words = " ".join(_WORD.findall(name.casefold()))
     out = {words}
     if words.endswith("es"):
         out.add(words[:-2])
     if words.endswith("s"):
         out.add(words[:-1])
-    return {w for w in out if w}
+    return frozenset(f" {w} " for w in out if w)
 
 
 def read_intent(text: str, article_types: Sequence[str] = ()) -> TextIntent:
@@ -110,7 +113,7 @@ def read_intent(text: str, article_types: Sequence[str] = ()) -> TextIntent:
             break
     gender = next((_GENDERS[w] for w in words if w in _GENDERS), None)
     padded = f" {' '.join(words)} "
-    types = tuple(t for t in article_types if t and any(f" {f} " in padded for f in _forms(t)))
+    types = tuple(t for t in article_types if t and any(f in padded for f in _forms(t)))
     return TextIntent(colour, gender, types)
 
 

@@ -22,6 +22,8 @@ import numpy as np
 from lookalike.backends.base import StoredState, UpsertItem, without_field
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
+from lookalike.store.rows import PRODUCT_COLUMNS, PictureHashes, read_products
+from lookalike.store.rows import row_to_product as _row_to_product
 from lookalike.store.text_index import (
     TermStats,
     delete_text_rows,
@@ -29,6 +31,7 @@ from lookalike.store.text_index import (
     search_text_rows,
     write_text_rows,
 )
+from lookalike.store.word_scores import WordScores
 
 __all__ = ["Changes", "ProductStore"]
 
@@ -54,11 +57,6 @@ CREATE INDEX IF NOT EXISTS products_article_type ON products(article_type COLLAT
 CREATE INDEX IF NOT EXISTS products_category ON products(category COLLATE NOCASE);
 """
 
-PRODUCT_COLUMNS = (
-    "id", "title", "brand", "category", "subcategory", "article_type", "colour", "gender", "price",
-    "image", "url", "extra",
-)  # fmt: skip
-
 
 @dataclass
 class Changes:
@@ -80,6 +78,7 @@ class ProductStore:
             raise CatalogError(f"product store missing: {self.path}")
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._word_scores, self._picture_hashes = WordScores(), PictureHashes()
         conn = self._conn()
         with self._write_lock:
             conn.executescript(SCHEMA)
@@ -142,14 +141,13 @@ class ProductStore:
         return out
 
     def products_by_rowid(self, rowids: Iterable[int]) -> dict[int, Product]:
-        rows = [int(r) for r in rowids]
-        out: dict[int, Product] = {}
-        conn = self._conn()
-        for chunk in _chunks(rows, 500):
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT * FROM products WHERE rowid IN ({marks})", chunk):
-                out[int(row["rowid"])] = _row_to_product(row)
-        return out
+        """The products of ``rowids`` that exist; their picture hashes are remembered (:meth:`picture_hashes`)."""
+        return read_products(self._conn(), [int(r) for r in rowids], self.seq(), self._picture_hashes)
+
+    def picture_hashes(self, product_ids: Sequence[str]) -> dict[str, str | None]:
+        """The picture hash (None: none stored) of each of ``product_ids`` that exists; those a search has
+        just read come from memory (:mod:`lookalike.store.rows`)."""
+        return self._picture_hashes.lookup(self._conn(), self.seq(), list(product_ids))
 
     def vector_of(self, product_id: str) -> np.ndarray | None:
         row = (
@@ -184,10 +182,16 @@ class ProductStore:
 
     def text_rowids(self, text: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Top ``k`` (row id, BM25 score) of the word index for ``text`` among the products that pass
-        ``filters`` (:mod:`lookalike.store.text_index`)."""
-        where, params = self._where(filters)
+        ``filters`` (:mod:`lookalike.store.text_index`; from memory: :mod:`lookalike.store.word_scores`)."""
         conn = self._conn()  # its remembered word counts go with it
+        found = self._word_scores.search(conn, text, k, self.allowed_rowids(filters))
+        if found is not None:
+            return found
+        where, params = self._where(filters)
         return search_text_rows(conn, text, k, where, params, self._local.term_stats)
+
+    def allowed_rowids(self, filters: Filters | None) -> np.ndarray | None:
+        return self.filter_rowids(filters)
 
     def filter_rowids(self, filters: Filters | None) -> np.ndarray | None:
         """Row ids that pass ``filters``; ``None`` when there is no filter (everything passes)."""
@@ -430,15 +434,6 @@ class ProductStore:
             clauses.append("price <= ?")
             params.append(float(filters.max_price))
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _row_to_product(row: sqlite3.Row) -> Product:
-    data = {c: row[c] for c in PRODUCT_COLUMNS}
-    try:
-        data["extra"] = json.loads(data["extra"] or "{}")
-    except ValueError:
-        data["extra"] = {}
-    return Product(**data)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

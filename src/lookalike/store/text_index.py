@@ -16,7 +16,8 @@ catalogue) are left out of the match query when the phrase has a rarer one: thei
 small, yet FTS5 scores every product that matches the OR before the LIMIT, so one of them costs tens of
 milliseconds at 44k products (docs/quality.md, "Latency of a words query"). Document frequencies come
 from FTS5 itself (a count per word) and are remembered per connection until the database changes
-(:class:`TermStats`).
+(:class:`TermStats`). The store answers from memory first (:mod:`lookalike.store.word_scores`: the same BM25
+numbers without FTS5's per-match work); :func:`search_text_rows` is the FTS5 query it falls back to.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from lookalike.product import PREDICTED_COLOUR, Product
 __all__ = [
     "MAX_DOC_FRACTION",
     "TEXT_INDEX_VERSION",
+    "TOKENIZE",
     "TermStats",
     "delete_text_rows",
     "ensure_text_index",
     "match_query",
+    "match_words",
     "product_document",
     "query_words",
     "search_text_rows",
@@ -45,10 +48,9 @@ __all__ = [
 #: Bumped when the table's columns or tokenizer change; a store with another version is re-indexed on open.
 TEXT_INDEX_VERSION = "1"
 TEXT_COLUMNS = ("title", "brand", "article_type", "colour", "gender", "category", "subcategory", "extra")
-_CREATE = (
-    f"CREATE VIRTUAL TABLE products_fts USING fts5({', '.join(TEXT_COLUMNS)}, "
-    "tokenize='porter unicode61 remove_diacritics 2')"
-)
+#: The word index's tokenizer (:mod:`lookalike.store.word_scores` stems query words with it too).
+TOKENIZE = "porter unicode61 remove_diacritics 2"
+_CREATE = f"CREATE VIRTUAL TABLE products_fts USING fts5({', '.join(TEXT_COLUMNS)}, tokenize='{TOKENIZE}')"
 _INSERT = f"INSERT INTO products_fts(rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?{', ?' * len(TEXT_COLUMNS)})"
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words that name nothing a product has (a phrase's glue); dropped from the match query.
@@ -101,22 +103,27 @@ def query_words(text: str) -> list[str]:
     return words[:MAX_QUERY_WORDS]
 
 
-def match_query(
-    text: str, doc_counts: dict[str, int] | None = None, n_docs: int = 0, max_fraction: float | None = None
-) -> str | None:
-    """An FTS5 query for ``text``: its :func:`query_words`, each quoted, OR-ed; None when no word is left.
-
-    With ``doc_counts`` (products per word) and ``n_docs`` (products in all), a word in more than
-    ``max_fraction`` (default :data:`MAX_DOC_FRACTION`) of them is left out, unless every word is: then the
-    rarest one stays."""
-    words = query_words(text)
-    if not words:
-        return None
-    if doc_counts is not None and n_docs > 0:
+def match_words(
+    words: Sequence[str], doc_counts: dict[str, int] | None = None, n_docs: int = 0, max_fraction: float | None = None
+) -> list[str]:
+    """The :func:`query_words` a match query ORs: with ``doc_counts`` (products per word) and ``n_docs``
+    (products in all), a word in more than ``max_fraction`` (default :data:`MAX_DOC_FRACTION`) of them is
+    left out, unless every word is: then the rarest one stays."""
+    words = list(words)
+    if words and doc_counts is not None and n_docs > 0:
         limit = (MAX_DOC_FRACTION if max_fraction is None else max_fraction) * n_docs
         rare = [w for w in words if doc_counts.get(w, 0) <= limit]
         words = rare or [min(words, key=lambda w: (doc_counts.get(w, 0), words.index(w)))]
-    return " OR ".join(f'"{w}"' for w in words)
+    return words
+
+
+def match_query(
+    text: str, doc_counts: dict[str, int] | None = None, n_docs: int = 0, max_fraction: float | None = None
+) -> str | None:
+    """An FTS5 query for ``text``: its :func:`query_words` (those :func:`match_words` keeps), each quoted,
+    OR-ed; None when no word is left."""
+    words = match_words(query_words(text), doc_counts, n_docs, max_fraction)
+    return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
 class TermStats:
