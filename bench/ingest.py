@@ -4,6 +4,7 @@
     python bench/ingest.py --full                # ... and the 44,441-product catalogue, end to end
     python bench/ingest.py --models efficientnet-lite0 efficientnet-lite0-int8
     python bench/ingest.py --before 560058e^     # ... and the ingest code of that commit, same pictures
+    python bench/ingest.py --cli                 # ... and `lookalike ingest` of 9,583 products vs the reference
 
 For each model: the end-to-end ``Catalog.ingest`` rate (worker processes, then threads) into a fresh
 catalogue, and the stages alone (decode + resize in one process, the model on ready batches, writing
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of seed-style + lookalike per model")
     parser.add_argument("--full", action="store_true", help="also ingest the 44k catalogue")
     parser.add_argument("--before", metavar="COMMIT", help="also time the ingest code of this commit")
+    parser.add_argument("--cli", action="store_true", help="also: the CLI on all 9,583 products vs the reference")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -206,6 +208,24 @@ def main() -> None:
             "median_x_seed_style": float(np.median([r["x_seed_style"] for r in rounds])),
             **({"before": before(args.before, model, len(recs))} if args.before else {}),
             "stages": stages(model, recs[:1000], args.batch_size),
+        }
+    if args.cli:  # issue 15's targets: `lookalike ingest` (start-up included) vs decode + embed with Lite0
+        import cli_ingest
+
+        csv_path, paths = cli_ingest.subset_csv(None)
+        rounds = []
+        for _ in range(args.repeat):
+            ref, cli = cli_ingest.reference(paths), cli_ingest.cli_ingest(csv_path, len(paths))
+            alone = cli_ingest.model_alone(paths)
+            rounds.append({"cli": cli, "reference": ref, "model_alone": alone, "load_average": load_average()})
+        out["cli_224px"] = {
+            "rounds": rounds,
+            "median_cli_x_reference": float(
+                np.median([r["cli"]["images_per_s"] / r["reference"]["images_per_s"] for r in rounds])
+            ),
+            "median_cli_share_of_model_alone": float(
+                np.median([r["cli"]["images_per_s"] / r["model_alone"]["images_per_s"] for r in rounds])
+            ),
         }
     if args.full:
         target = CACHE / "catalog-44k"
