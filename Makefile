@@ -39,6 +39,7 @@ serve: demo-catalog
 # Benchmarks (outside the test suite; results and machine in docs/performance.md). Long: builds a 44k and a
 # 1M-product catalogue under .lookalike/bench/ on first run.
 bench: demo-catalog
+	$(BIN)/python bench/cli_ingest.py --json .lookalike/bench/cli_ingest.json
 	$(BIN)/python bench/ingest.py --before 560058e^ --full --json .lookalike/bench/ingest.json
 	$(BIN)/python bench/query.py --sweep --json .lookalike/bench/query.json
 	$(BIN)/python bench/memory.py --json .lookalike/bench/memory.json
