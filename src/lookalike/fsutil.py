@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_copy", "atomic_write"]
 
 
 def atomic_write(
@@ -28,6 +29,22 @@ def atomic_write(
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Copy ``source`` to ``target`` (its folder must exist) so readers see no half-copied file: a temp file
+    beside the target, fsynced, renamed."""
+    dst = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out, Path(source).open("rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -13,8 +13,6 @@ source's products, or :class:`~lookalike.errors.CatalogError` says what differs.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.catalog import Catalog
 from lookalike.errors import CatalogError, CatalogNotFoundError, ModelLoadError, ModelMismatchError
 from lookalike.extractors import Extractor, PreprocessCfg
+from lookalike.fsutil import atomic_copy
 from lookalike.product import Product
 
 __all__ = ["MigrateProgress", "MigrateReport", "migrate", "migrate_catalog"]
@@ -127,16 +126,7 @@ def _products(backend: CatalogBackend, ids: Sequence[str]) -> dict[str, Product]
 
 def _copy_picture(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_copy(src, dst)
 
 
 def migrate(

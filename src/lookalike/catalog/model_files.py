@@ -14,9 +14,6 @@ how to supply it. Never a model with other weights: its vectors would not match 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from lookalike.config import user_model_dir
 from lookalike.errors import ExtractorNotFoundError, LookalikeError, ModelMismatchError
 from lookalike.extractors import Extractor, PreprocessCfg, create_extractor
 from lookalike.extractors.identity import file_sha256, find_by_sha256, spec_weights, weights_file
+from lookalike.fsutil import atomic_copy
 
 __all__ = ["COPY_DIR", "keep_copy", "load_extractor"]
 
@@ -39,17 +37,7 @@ def keep_copy(root: Path, extractor: Extractor, entry: dict[str, Any]) -> None:
         return
     folder = root / COPY_DIR
     folder.mkdir(exist_ok=True)
-    target = folder / path.name
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_copy(path, folder / path.name)
     entry["copy"] = f"{COPY_DIR}/{path.name}"
 
 
