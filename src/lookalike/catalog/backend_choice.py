@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
-from lookalike.catalog.model_files import COPY_DIR, keep_copy
+from lookalike.catalog.model_files import keep_copy
 from lookalike.errors import CatalogError, CatalogExistsError, CatalogNotFoundError, LookalikeError, ModelLoadError
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
 from lookalike.extractors.quantize import preferred_extractor
@@ -74,8 +74,7 @@ def create_catalog(
         return cls.open(root, extractor=extractor, **kwargs)
     if root.exists() and not root.is_dir():
         raise CatalogError(f"{root} exists and is not a directory")
-    leftover = {COPY_DIR}  # the model copy of a creation that died before its manifest
-    if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".") and p.name not in leftover):
+    if root.is_dir() and any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise CatalogError(f"{root} is a non-empty directory that is not a lookalike catalogue")
     ext = extractor if isinstance(extractor, Extractor) else create_extractor(extractor or DEFAULT_EXTRACTOR)
     probe_extractor(ext)  # a model that cannot embed fails here, before there is a directory to leave behind
@@ -86,9 +85,10 @@ def create_catalog(
         policy = kwargs.get("index_policy") or IndexPolicy()
         index = {"backend": "embedded", "type": "faiss-flat-ip", "metric": "cosine", "policy": policy.to_dict()}
         manifest = new_manifest(ext, index)
-        keep_copy(root, ext, manifest["extractor"])  # a model that does not ship with lookalike travels along
         write_manifest(root, manifest)
         fsync_dir(root)  # the manifest comes first: a crash before it leaves an empty folder
+        if keep_copy(root, ext, manifest["extractor"]):  # a model that does not ship with lookalike travels along
+            write_manifest(root, manifest)  # (a crash before this: the model is found by name and hash instead)
         (root / "images").mkdir(exist_ok=True)
         return cls(root, manifest, extractor=ext, **kwargs)
     except BaseException:

@@ -30,15 +30,17 @@ COPY_DIR = "models"
 _LEGACY_PACKAGED = {"lookalike-fashion.onnx": "lookalike-fashion-fp32"}
 
 
-def keep_copy(root: Path, extractor: Extractor, entry: dict[str, Any]) -> None:
-    """Copy a model that is not packaged into ``root/models/`` (fsynced, atomic) and note it in ``entry``."""
+def keep_copy(root: Path, extractor: Extractor, entry: dict[str, Any]) -> bool:
+    """Copy a model that is not packaged into ``root/models/`` (fsynced, atomic) and note it in ``entry``;
+    whether it did."""
     path = weights_file(extractor)
     if path is None or entry.get("packaged", True):
-        return
+        return False
     folder = root / COPY_DIR
     folder.mkdir(exist_ok=True)
     atomic_copy(path, folder / path.name)
     entry["copy"] = f"{COPY_DIR}/{path.name}"
+    return True
 
 
 def _own_copy(root: Path | None, entry: dict[str, Any], where: str) -> Extractor | None:
