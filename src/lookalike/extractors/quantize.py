@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ import numpy as np
 from lookalike.config import user_model_dir
 from lookalike.errors import ExtractorNotFoundError, LookalikeError, ModelLoadError, SourceError
 from lookalike.extractors.base import Extractor, PreprocessCfg
+from lookalike.extractors.identity import file_sha256, spec_weights, weights_file
 
 __all__ = [
     "INT8_SUFFIX",
@@ -269,21 +269,13 @@ def quantize_onnx(
 
 
 # --- registry ---------------------------------------------------------------------------------------
-def _file_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _onnx_source(extractor: Extractor) -> Path:
-    path = getattr(extractor, "path", None)
-    if path is None or Path(path).suffix != ".onnx" or not Path(path).is_file():
+    path = weights_file(extractor)
+    if path is None:
         raise ExtractorNotFoundError(
             f"{extractor.name!r} is not an ONNX extractor; export it to ONNX and `lookalike models add` it first"
         )
-    return Path(path)
+    return path
 
 
 def _spec_path(name: str) -> Path:
@@ -334,7 +326,7 @@ def quantize_extractor(
         "quantization": {
             "source": name,
             "source_path": str(src),
-            "source_sha256": _file_fingerprint(src),
+            "source_sha256": file_sha256(src),
             "mode": mode,
             "keep_fp32": list(keep_fp32),
             "keep_first": keep_first,
@@ -422,23 +414,11 @@ def preferred_extractor(name: str) -> str:
         return name
     source = Path(str(q.get("source_path", "")))
     try:
-        current = _current_onnx_path(name)
+        current = spec_weights(name)
         if current is None or current.resolve() != source.resolve():
             return name
-        if _file_fingerprint(source) != q.get("source_sha256"):
+        if file_sha256(source) != q.get("source_sha256"):
             return name
     except (LookalikeError, OSError):
         return name
     return int8_name(name)
-
-
-def _current_onnx_path(name: str) -> Path | None:
-    """The ONNX file ``create_extractor(name)`` would load now, without loading it."""
-    from lookalike.extractors import extractor_spec
-    from lookalike.extractors.builtin import find_model_file
-
-    spec = extractor_spec(name)
-    path = spec.extra.get("path")
-    if path:
-        return Path(path)
-    return find_model_file(f"{name}.onnx") if spec.kind == "builtin" else None
