@@ -110,20 +110,17 @@ def model_alone(paths: list[Path], n: int = 1024) -> dict[str, Any]:
     return {"model": ext.name, "images": len(arrays), "images_per_s": round(len(arrays) / seconds, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=None, help="first N products (default: all 9,583)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    csv_path, paths = subset_csv(args.images)
+def measure(n: int | None, rounds: int) -> dict[str, Any]:
+    """``rounds`` alternating rounds of the reference, the CLI and the model alone on the first ``n`` products
+    (all when None), and the medians of the two ratios."""
+    csv_path, paths = subset_csv(n)
     assert len(list(read_csv(csv_path))) == len(paths)
-    rounds = []
-    for _ in range(args.rounds):
+    done = []
+    for _ in range(rounds):
         ref = reference(paths)
         cli = cli_ingest(csv_path, len(paths))
         alone = model_alone(paths)
-        rounds.append(
+        done.append(
             {
                 "cli": cli,
                 "reference": ref,
@@ -133,14 +130,21 @@ def main() -> None:
                 "load_average": load_average(),
             }
         )
-        print(rounds[-1], file=sys.stderr, flush=True)
-    out = {
-        "machine": machine(),
-        "rounds": rounds,
-        "median_cli_x_reference": float(np.median([r["cli_x_reference"] for r in rounds])),
-        "median_cli_share_of_model_alone": float(np.median([r["cli_share_of_model_alone"] for r in rounds])),
+        print(done[-1], file=sys.stderr, flush=True)
+    return {
+        "rounds": done,
+        "median_cli_x_reference": float(np.median([r["cli_x_reference"] for r in done])),
+        "median_cli_share_of_model_alone": float(np.median([r["cli_share_of_model_alone"] for r in done])),
     }
-    write_json(args.json, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=None, help="first N products (default: all 9,583)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    write_json(args.json, {"machine": machine(), **measure(args.images, args.rounds)})
 
 
 if __name__ == "__main__":

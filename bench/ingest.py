@@ -212,21 +212,7 @@ def main() -> None:
     if args.cli:  # issue 15's targets: `lookalike ingest` (start-up included) vs decode + embed with Lite0
         import cli_ingest
 
-        csv_path, paths = cli_ingest.subset_csv(None)
-        rounds = []
-        for _ in range(args.repeat):
-            ref, cli = cli_ingest.reference(paths), cli_ingest.cli_ingest(csv_path, len(paths))
-            alone = cli_ingest.model_alone(paths)
-            rounds.append({"cli": cli, "reference": ref, "model_alone": alone, "load_average": load_average()})
-        out["cli_224px"] = {
-            "rounds": rounds,
-            "median_cli_x_reference": float(
-                np.median([r["cli"]["images_per_s"] / r["reference"]["images_per_s"] for r in rounds])
-            ),
-            "median_cli_share_of_model_alone": float(
-                np.median([r["cli"]["images_per_s"] / r["model_alone"]["images_per_s"] for r in rounds])
-            ),
-        }
+        out["cli_224px"] = cli_ingest.measure(None, args.repeat)
     if args.full:
         target = CACHE / "catalog-44k"
         shutil.rmtree(target, ignore_errors=True)
