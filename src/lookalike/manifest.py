@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 from lookalike import __version__
@@ -15,10 +16,16 @@ from lookalike.errors import CatalogError, LookalikeError, ModelMismatchError
 from lookalike.extractors import Extractor, extractor_spec
 from lookalike.extractors.identity import file_sha256, model_entry, weights_file
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "check_extractor", "check_manifest", "new_manifest"]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "check_extractor", "check_manifest", "embedded_root", "new_manifest"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+
+def embedded_root(path: Path) -> Path | None:
+    """``path`` when it is an embedded catalogue's directory (its manifest is a file there); None for a Milvus
+    catalogue, whose manifest lives in the collection."""
+    return path if (path / MANIFEST).is_file() else None
 
 
 def new_manifest(ext: Extractor, index: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from lookalike.catalog import Catalog
 from lookalike.errors import CatalogError, CatalogNotFoundError, ModelLoadError, ModelMismatchError
 from lookalike.extractors import Extractor, PreprocessCfg
 from lookalike.fsutil import atomic_copy
+from lookalike.manifest import embedded_root
 from lookalike.product import Product
 
 __all__ = ["MigrateProgress", "MigrateReport", "migrate", "migrate_catalog"]
@@ -94,11 +95,6 @@ class _DescribedExtractor(Extractor):
 
     def describe(self) -> dict[str, Any]:
         return dict(self._description)
-
-
-def _root_of(catalog: Catalog) -> Path | None:
-    """An embedded catalogue's directory (None for a Milvus collection)."""
-    return catalog.path if (catalog.path / "manifest.json").is_file() else None
 
 
 def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -247,6 +243,6 @@ def migrate_catalog(
         dst_kw.update(uri=dst_uri, token=dst_token)
     with (
         Catalog.open(src, **src_kw) as source,
-        _open_destination(dst, source.manifest, dst_backend, _root_of(source), **dst_kw) as target,
+        _open_destination(dst, source.manifest, dst_backend, embedded_root(source.path), **dst_kw) as target,
     ):
         return migrate(source, target, batch_size=batch_size, progress=progress)

@@ -38,7 +38,7 @@ from lookalike.extractors import Extractor
 from lookalike.extractors.identity import model_family
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.index import IndexPolicy
-from lookalike.manifest import MANIFEST
+from lookalike.manifest import embedded_root
 from lookalike.product import FILTER_FIELDS, Filters, Hit, Product
 from lookalike.sources import IngestRecord
 
@@ -148,7 +148,7 @@ class Catalog:
         if self._extractor is None:
             with self._extractor_lock:
                 if self._extractor is None:
-                    root = self.path if (self.path / MANIFEST).is_file() else None  # None: a Milvus catalogue
+                    root = embedded_root(self.path)
                     ext = load_extractor(self.manifest["extractor"], root, str(self.path))
                     if ext.dim != self.dim:
                         raise ModelMismatchError(
