@@ -191,6 +191,7 @@ class ProductStore:
         return search_text_rows(conn, text, k, where, params, self._local.term_stats)
 
     def allowed_rowids(self, filters: Filters | None) -> np.ndarray | None:
+        """:meth:`filter_rowids` for this store's own searches (the embedded backend remembers them)."""
         return self.filter_rowids(filters)
 
     def filter_rowids(self, filters: Filters | None) -> np.ndarray | None:
