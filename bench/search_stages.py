@@ -6,7 +6,10 @@
 
 Each query is a shopper's photo upload (``Catalog.search(bytes)``: decode, embed the picture and its mirror
 image, search, ranking stages, metadata), one at a time; rounds alternate between the settings so machine
-noise falls on all of them alike. Also times the colour detector alone. Prints JSON (``--json FILE`` keeps
+noise falls on all of them alike (each photo goes through every setting in turn; the per-photo differences
+are reported too). Also times the colour detector alone, and the colour stage with the rows of
+earlier searches forgotten before each query (as the first search after a write finds them:
+:class:`lookalike.store.rows.SearchRows`). Prints JSON (``--json FILE`` keeps
 it).
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from common import CACHE, CSV_224, PHOTOS, ROOT, load_average, machine, summary_
 
 from lookalike import Catalog, read_csv
 from lookalike.imaging.decode import load_image
+from lookalike.store.rows import SearchRows
 
 BEFORE_SCRIPT = """
 import json, sys, time
@@ -53,6 +58,12 @@ def catalogue(path: Path) -> Path:
         with Catalog.create(path) as cat:
             cat.ingest(read_csv(CSV_224))
     return path
+
+
+def cold(cat: Catalog) -> Catalog:
+    """``cat`` with the candidate rows earlier searches read forgotten, as for the first search after a write."""
+    cat.backend._search_rows = SearchRows()  # type: ignore[attr-defined]
+    return cat
 
 
 def timed(fn: Any, photos: list[bytes]) -> list[float]:
@@ -93,14 +104,28 @@ def main() -> None:
     photos = [f.read_bytes() for f in files]
     cat = Catalog.open(path)
     cat.search(photos[0], k=10)  # load the models
-    runs: dict[str, list[float]] = {"mirror merge only": [], "with colour stage": [], "colour detector alone": []}
+    runs: dict[str, list[float]] = {
+        "mirror merge only": [],
+        "with colour stage": [],
+        "with colour stage, rows read cold": [],
+        "colour detector alone": [],
+    }
     if args.before:
         runs[f"before ({args.before})"] = []
-    for _ in range(args.rounds):
-        runs["mirror merge only"] += timed(lambda d: cat.search(d, k=10, colour_rank=False), photos)
-        runs["with colour stage"] += timed(lambda d: cat.search(d, k=10), photos)
-        images = [load_image(f) for f in files]
-        runs["colour detector alone"] += timed(lambda i: cat.colour_detector.detect(i), images)  # type: ignore[arg-type,return-value]
+    settings = {
+        "mirror merge only": lambda d: cat.search(d, k=10, colour_rank=False),
+        "with colour stage": lambda d: cat.search(d, k=10),
+        "with colour stage, rows read cold": lambda d: cold(cat).search(d, k=10),
+    }
+    images = [load_image(f) for f in files]
+    for r in range(args.rounds):
+        # each photo through every setting in turn (the order turning each round), so drifting machine load
+        # falls on all settings alike and the per-photo differences pair up
+        names = list(settings)[r % len(settings) :] + list(settings)[: r % len(settings)]
+        for data, image in zip(photos, images, strict=True):
+            for name in names:
+                runs[name] += timed(settings[name], [data])
+            runs["colour detector alone"] += timed(lambda i: cat.colour_detector.detect(i), [image])  # type: ignore[arg-type,return-value]
         if args.before:
             runs[f"before ({args.before})"] += before(args.before, path, files, 1)
     products = len(cat)
@@ -115,6 +140,11 @@ def main() -> None:
     }
     base = result["latency"]["mirror merge only"]["p50_ms"]
     result["colour_stage_adds_p50_ms"] = round(result["latency"]["with colour stage"]["p50_ms"] - base, 2)
+    cold_p50 = result["latency"]["with colour stage, rows read cold"]["p50_ms"]
+    result["colour_stage_adds_p50_ms_rows_cold"] = round(cold_p50 - base, 2)
+    for name in ("with colour stage", "with colour stage, rows read cold"):
+        pairs = [b - a for a, b in zip(runs["mirror merge only"], runs[name], strict=True)]
+        result[f"median of per-photo differences, {name}, ms"] = round(1000 * statistics.median(pairs), 2)
     print(json.dumps(result, indent=2))
     write_json(args.json, result)
 

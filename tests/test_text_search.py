@@ -199,15 +199,37 @@ def test_a_words_query_sees_products_added_and_deleted(new_catalog) -> None:
     assert [h.id for h in cat.search(text="velvet blazer", k=3)] == ["p1"]
 
 
-def test_picture_hashes_come_from_the_rows_a_search_read_for_that_store_state() -> None:
-    from lookalike.store.rows import PictureHashes
+def test_search_rows_are_kept_for_the_store_state_they_were_read_in() -> None:
+    from lookalike.store.rows import SearchRows
 
-    hashes = PictureHashes()
-    hashes.remember(3, [("a", "h1"), ("b", None)])
-    assert hashes.known(3, ["a", "b", "c"]) == ({"a": "h1", "b": None}, ["c"])
-    assert hashes.known(4, ["a"]) == ({}, ["a"])  # another state: nothing known
-    hashes.remember(4, [("c", "h2")])
-    assert hashes.known(4, ["a", "c"]) == ({"c": "h2"}, ["a"])
+    memory = SearchRows()
+    row_a = (1, "a", *([None] * 11), "h1")
+    row_b = (2, "b", *([None] * 11), None)
+    memory.remember(3, [row_a, row_b])
+    assert memory.known(3, ["a", "b", "c"]) == ({"a": "h1", "b": None}, ["c"])
+    assert memory.rows(3, [2, 5]) == ([row_b], [5])
+    assert memory.known(4, ["a"]) == ({}, ["a"])  # another state: nothing known
+    assert memory.rows(4, [1]) == ([], [1])
+    memory.remember(4, [(7, "c", *([None] * 11), "h2")])
+    assert memory.known(4, ["a", "c"]) == ({"c": "h2"}, ["a"])
+    assert memory.rows(4, [1, 7])[1] == [1]
+
+
+def test_a_search_reads_rows_again_after_a_write_and_its_products_are_its_own(new_catalog, products_copy) -> None:
+    from lookalike import read_csv
+
+    cat = new_catalog
+    cat.ingest(read_csv(products_copy))
+    pid = cat.search(text="shirt", k=1)[0].id
+    first = cat.search(product_id=pid, k=5)
+    first[0].product.extra["changed by the caller"] = True  # a caller's change stays with its hits
+    again = cat.search(product_id=pid, k=5)
+    assert [h.id for h in again] == [h.id for h in first]
+    assert "changed by the caller" not in again[0].product.extra
+    renamed = again[0].product
+    cat.upsert(Product(**{**renamed.to_dict(), "title": "Renamed after the first search"}))
+    after = {h.id: h.product for h in cat.search(product_id=pid, k=5)}
+    assert after[renamed.id].title == "Renamed after the first search"
 
 
 def test_twins_collapse_in_a_words_query_until_one_gets_another_picture(new_catalog, products_copy) -> None:

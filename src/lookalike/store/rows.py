@@ -1,10 +1,13 @@
-"""The SQLite store's product rows read back into :class:`~lookalike.product.Product` objects, and the picture
-hashes a search's rows brought along (so collapsing identical pictures asks the database nothing more).
+"""The SQLite store's product rows read back into :class:`~lookalike.product.Product` objects, and the memory of
+the rows searches read (so the next search at the same store state, and the collapse of identical pictures a
+moment later, ask the database nothing more).
 
-A search reads its candidates' rows once (:data:`SEARCH_COLUMNS`: the product's fields and its picture's
-hash, as plain tuples: a ``sqlite3.Row`` and a field-by-name dict cost more than the query) and
-:class:`PictureHashes` remembers each one's hash for the store state it was read in, for
-:func:`lookalike.catalog.ranking.collapse_duplicates` a moment later.
+A search reads its candidates' rows (:data:`SEARCH_COLUMNS`: the product's fields and its picture's hash, as
+plain tuples: a ``sqlite3.Row`` and a field-by-name dict cost more than the query). :class:`SearchRows` keeps the
+tuples read at one store state (``seq``; every write bumps it, and another state forgets them all), at most
+``max_rows`` of them: a colour-ranked search reads about 220 candidates, and between writes most of them were
+read by an earlier search already. Each search builds its own :class:`Product` objects from the tuples, so a
+caller that changes a hit's product changes nothing for the next search.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 from lookalike.product import Product
 
-__all__ = ["PRODUCT_COLUMNS", "SEARCH_COLUMNS", "PictureHashes", "product_of", "read_products", "row_to_product"]
+__all__ = ["PRODUCT_COLUMNS", "SEARCH_COLUMNS", "SearchRows", "product_of", "read_products", "row_to_product"]
 
 PRODUCT_COLUMNS = (
     "id", "title", "brand", "category", "subcategory", "article_type", "colour", "gender", "price",
@@ -27,15 +31,31 @@ PRODUCT_COLUMNS = (
 SEARCH_COLUMNS = ", ".join(("rowid", *PRODUCT_COLUMNS, "image_sha"))
 _EXTRA = PRODUCT_COLUMNS.index("extra") + 1
 _CHUNK = 500
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@lru_cache(maxsize=4096)
+def _flat_extra(text: str) -> tuple[tuple[str, Any], ...] | None:
+    """The items of an ``extra`` JSON object whose values are all scalars (catalogue rows repeat a few such
+    objects: season, usage, year), else None (parsed afresh each time, so no two products share a list)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    if all(isinstance(v, _SCALARS) for v in data.values()):
+        return tuple(data.items())
+    return None
 
 
 def _extra(text: str | None) -> dict[str, Any]:
     if not text or text == "{}":
         return {}
-    try:
-        return json.loads(text)  # type: ignore[no-any-return]
-    except ValueError:
-        return {}
+    flat = _flat_extra(text)
+    if flat is not None:
+        return dict(flat)
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def row_to_product(row: sqlite3.Row) -> Product:
@@ -61,38 +81,57 @@ def _tuples(conn: sqlite3.Connection) -> sqlite3.Cursor:
     return cur
 
 
-def read_products(conn: sqlite3.Connection, rowids: list[int], seq: int, hashes: PictureHashes) -> dict[int, Product]:
-    """The products of ``rowids`` that exist, by row id, read at store state ``seq`` (read before them): their
-    picture hashes go to ``hashes``."""
-    out: dict[int, Product] = {}
+def read_products(conn: sqlite3.Connection, rowids: list[int], seq: int, memory: SearchRows) -> dict[int, Product]:
+    """The products of ``rowids`` that exist, by row id, at store state ``seq`` (read before them): the rows
+    ``memory`` kept for that state, the others read from ``conn`` (and kept)."""
+    rows, missing = memory.rows(seq, rowids)
     cur = _tuples(conn)
-    for chunk in _chunks(rowids):
+    for chunk in _chunks(missing):
         marks = ",".join("?" * len(chunk))
         found = cur.execute(f"SELECT {SEARCH_COLUMNS} FROM products WHERE rowid IN ({marks})", chunk).fetchall()
-        out.update((int(r[0]), product_of(r)) for r in found)
-        hashes.remember(seq, [(r[1], r[-1]) for r in found])
-    return out
+        rows.extend(found)
+        memory.remember(seq, found)
+    return {int(r[0]): product_of(r) for r in rows}
 
 
-class PictureHashes:
-    """Product id → picture hash (None: none stored) of the rows searches read, for one store state at a time
-    (``seq``; another state forgets them all), at most ``max_ids`` of them. Thread-safe."""
+class SearchRows:
+    """The :data:`SEARCH_COLUMNS` tuples searches read, for one store state at a time (``seq``; another state
+    forgets them all), at most ``max_rows`` of them (then it starts again), and from them each product id's
+    picture hash (None: none stored). Thread-safe."""
 
-    def __init__(self, max_ids: int = 20_000) -> None:
-        self.max_ids = max_ids
+    def __init__(self, max_rows: int = 20_000) -> None:
+        self.max_rows = max_rows
         self._lock = threading.Lock()
         self._seq = -1
+        self._rows: dict[int, tuple[Any, ...]] = {}
         self._hashes: dict[str, str | None] = {}
 
-    def remember(self, seq: int, pairs: Iterable[tuple[str, str | None]]) -> None:
-        """Keep the (id, hash) pairs read at store state ``seq`` (read before the rows: never older than it)."""
+    def remember(self, seq: int, rows: Iterable[Sequence[Any]]) -> None:
+        """Keep ``rows`` (tuples of :data:`SEARCH_COLUMNS`) read at store state ``seq`` (read before the rows:
+        never older than it)."""
         with self._lock:
-            if seq != self._seq or len(self._hashes) > self.max_ids:
-                self._seq, self._hashes = seq, {}
-            self._hashes.update(pairs)
+            if seq != self._seq or len(self._rows) > self.max_rows:
+                self._seq, self._rows, self._hashes = seq, {}, {}
+            for row in rows:
+                self._rows[int(row[0])] = tuple(row)
+                self._hashes[row[1]] = row[-1]
+
+    def rows(self, seq: int, rowids: Iterable[int]) -> tuple[list[tuple[Any, ...]], list[int]]:
+        """(the rows kept at state ``seq`` of ``rowids``, the row ids not kept)."""
+        with self._lock:
+            if seq != self._seq:
+                return [], list(rowids)
+            kept, missing = [], []
+            for r in rowids:
+                row = self._rows.get(r)
+                if row is None:
+                    missing.append(r)
+                else:
+                    kept.append(row)
+        return kept, missing
 
     def known(self, seq: int, ids: Sequence[str]) -> tuple[dict[str, str | None], list[str]]:
-        """(the hashes known at state ``seq`` of ``ids``, the ids not known)."""
+        """(the picture hashes known at state ``seq`` of product ``ids``, the ids not known)."""
         with self._lock:
             if seq != self._seq:
                 return {}, list(ids)
@@ -100,7 +139,8 @@ class PictureHashes:
         return found, [i for i in ids if i not in found]
 
     def lookup(self, conn: sqlite3.Connection, seq: int, ids: list[str]) -> dict[str, str | None]:
-        """The hash of each of ``ids`` that exists, at store state ``seq``: from memory, else from ``conn``."""
+        """The picture hash of each of ``ids`` that exists, at store state ``seq``: from memory, else from
+        ``conn``."""
         found, missing = self.known(seq, ids)
         cur = _tuples(conn)
         for chunk in _chunks(missing):

@@ -22,7 +22,7 @@ import numpy as np
 from lookalike.backends.base import StoredState, UpsertItem, without_field
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
-from lookalike.store.rows import PRODUCT_COLUMNS, PictureHashes, read_products
+from lookalike.store.rows import PRODUCT_COLUMNS, SearchRows, read_products
 from lookalike.store.rows import row_to_product as _row_to_product
 from lookalike.store.text_index import (
     TermStats,
@@ -78,7 +78,7 @@ class ProductStore:
             raise CatalogError(f"product store missing: {self.path}")
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._word_scores, self._picture_hashes = WordScores(), PictureHashes()
+        self._word_scores, self._search_rows = WordScores(), SearchRows()
         conn = self._conn()
         with self._write_lock:
             conn.executescript(SCHEMA)
@@ -141,13 +141,14 @@ class ProductStore:
         return out
 
     def products_by_rowid(self, rowids: Iterable[int]) -> dict[int, Product]:
-        """The products of ``rowids`` that exist; their picture hashes are remembered (:meth:`picture_hashes`)."""
-        return read_products(self._conn(), [int(r) for r in rowids], self.seq(), self._picture_hashes)
+        """The products of ``rowids`` that exist; the rows read are kept for the next search at this store state and
+        for :meth:`picture_hashes` (:class:`~lookalike.store.rows.SearchRows`)."""
+        return read_products(self._conn(), [int(r) for r in rowids], self.seq(), self._search_rows)
 
     def picture_hashes(self, product_ids: Sequence[str]) -> dict[str, str | None]:
         """The picture hash (None: none stored) of each of ``product_ids`` that exists; those a search has
         just read come from memory (:mod:`lookalike.store.rows`)."""
-        return self._picture_hashes.lookup(self._conn(), self.seq(), list(product_ids))
+        return self._search_rows.lookup(self._conn(), self.seq(), list(product_ids))
 
     def vector_of(self, product_id: str) -> np.ndarray | None:
         row = (
