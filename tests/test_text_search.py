@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from lookalike.catalog.text_query import check_text, fuse_ranked, move_by_words, read_intent
 from lookalike.errors import InvalidQueryError
-from lookalike.product import Hit, Product
+from lookalike.product import PREDICTED_COLOUR, Hit, Product
 from lookalike.store.text_index import TermStats, match_query
 
 from .conftest import PHOTOS, PRODUCTS_CSV, run_cli
@@ -292,6 +293,30 @@ def test_words_alone_on_pictures_only_use_the_text_tower(fashion_pictures) -> No
     assert fashion_pictures.backend.text_search("watch", 5) == []  # no words stored
     hits = fashion_pictures.search(text="wrist watch", k=2)
     assert {h.id for h in hits} <= {"19265", "21483"} and hits
+
+
+def test_words_alone_leave_predicted_colours_to_the_words_vector(fashion_pictures) -> None:
+    words = fashion_pictures.search_result(text="red wrist watch", k=5)
+    assert (words.colour, words.colour_source) == ("red", "words")
+    assert words.hits and all(h.colour_match == 0.0 for h in words.hits)  # no product has its own colour field
+    stated = fashion_pictures.search_result(text="wrist watch", colour="red", k=5)  # a stated preference: they count
+    predicted = {h.id: h.product.extra.get(PREDICTED_COLOUR) for h in stated.hits}
+    assert [h.colour_match for h in stated.hits] == [float(predicted[h.id] == "red") for h in stated.hits]
+    assert any(h.colour_match == 1.0 for h in stated.hits)
+
+
+def test_the_colour_stage_can_leave_predicted_colours_out() -> None:
+    from lookalike.catalog.ranking import QueryContext, colour_stage
+    from lookalike.colour.ranking import preference_distribution
+
+    hits = [
+        Hit("guessed", 0.9, Product("guessed", extra={PREDICTED_COLOUR: "red"})),
+        Hit("own", 0.8, Product("own", colour="Red")),
+    ]
+    ctx = QueryContext(2, candidates=2, colour=preference_distribution("red"), colour_weight=0.5, kind_weight=0)
+    assert [h.colour_match for h in colour_stage(ctx, [hits])[0]] == [1.0, 1.0]
+    ranked = colour_stage(replace(ctx, predicted_colours=False), [hits])[0]
+    assert [(h.id, h.colour_match) for h in ranked] == [("own", 1.0), ("guessed", 0.0)]
 
 
 def test_photo_plus_colour_words_rank_that_colour_first(fashion_pictures) -> None:

@@ -71,6 +71,10 @@ class QueryContext:
     facet_weight: float = FACET_WEIGHT
     #: The picture hashes of candidates (one call per list), for :func:`collapse_duplicates`; None: no collapse.
     pictures: PictureKeys | None = None
+    #: Whether a product's colour predicted from its picture at ingest counts for the colour agreement (False: only
+    #: the product's own colour field does; for words alone, whose vector reads the colour better than the
+    #: prediction: docs/quality.md, "Words").
+    predicted_colours: bool = True
 
     @property
     def depth(self) -> int:
@@ -103,11 +107,11 @@ def merge_mirror_views(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[
     return [merge_views(ranked, ctx.depth)]
 
 
-def product_family(product: Product) -> int:
+def product_family(product: Product, predicted: bool = True) -> int:
     """A product's colour family (index into :data:`lookalike.colour.FAMILIES`, -1 unknown): from its own
-    colour field, else the family the ingest predicted from its picture."""
+    colour field, else (``predicted``) the family the ingest predicted from its picture."""
     own = family_index(product.colour) if isinstance(product.colour, str) else -1
-    if own >= 0:
+    if own >= 0 or not predicted:
         return own
     predicted = (product.extra or {}).get(PREDICTED_COLOUR)
     return family_index(predicted) if isinstance(predicted, str) else -1
@@ -125,7 +129,8 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
         if not hits:
             out.append(hits)
             continue
-        fams = np.fromiter((product_family(h.product) for h in hits), dtype=np.int64, count=len(hits))
+        predicted = ctx.predicted_colours
+        fams = np.fromiter((product_family(h.product, predicted) for h in hits), dtype=np.int64, count=len(hits))
         scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
         kinds = [h.product.article_type for h in hits]
         order, keys, agree = colour_kind_order(scores, kinds, fams, ctx.colour, ctx.colour_weight, ctx.kind_weight)

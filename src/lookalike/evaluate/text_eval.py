@@ -14,6 +14,7 @@ product R@1, R@10).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -27,7 +28,14 @@ from lookalike.backends.base import UpsertItem
 from lookalike.evaluate.text_task import phrase_queries, phrase_relevance, test_split, test_split_image_vectors
 from lookalike.product import PREDICTED_COLOUR, Product
 
-__all__ = ["build_catalogue", "predicted_families", "products_of", "run_text_eval", "score_catalogue"]
+__all__ = [
+    "build_catalogue",
+    "colour_cache_name",
+    "predicted_families",
+    "products_of",
+    "run_text_eval",
+    "score_catalogue",
+]
 
 Progress = Callable[[str], None]
 
@@ -55,9 +63,20 @@ def products_of(rows: Sequence[dict[str, str]], with_text: bool, families: Seque
     return out
 
 
+def colour_cache_name() -> str:
+    """The file name that remembers :func:`predicted_families` of the shipped colour detector: named after the
+    SHA-256 of its colour head and garment segmenter, so a retrained detector never reads another's colours."""
+    from lookalike.colour.model import DEFAULT_COLOUR_MODEL
+    from lookalike.extractors.identity import file_sha256
+    from lookalike.garment import DEFAULT_MODEL
+
+    digest = hashlib.sha256((file_sha256(DEFAULT_COLOUR_MODEL) + file_sha256(DEFAULT_MODEL)).encode()).hexdigest()
+    return f"predicted-colours-{digest[:12]}.json"
+
+
 def predicted_families(paths: Sequence[Path], cache_file: Path | None = None) -> list[str | None]:
     """The colour family the ingest predicts from each picture (:func:`lookalike.catalog.prepare.picture_colour`),
-    remembered in ``cache_file`` (JSON, by path)."""
+    remembered in ``cache_file`` (JSON, by path; :func:`colour_cache_name` names it after the detector)."""
     from lookalike.catalog.prepare import picture_colour
     from lookalike.imaging.decode import load_image
 
@@ -130,7 +149,7 @@ def run_text_eval(
     vecs = test_split_image_vectors(images, cache_root)
     cache = Path(cache_root) if cache_root is not None else None
     say("predicted colours")
-    fams = predicted_families(list(images.paths), None if cache is None else cache / "predicted-colours.json")
+    fams = predicted_families(list(images.paths), None if cache is None else cache / colour_cache_name())
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="lookalike-text-eval-") as tmp:
         for name, with_text in (("with text", True), ("pictures only", False)):
