@@ -152,3 +152,46 @@ def test_colour_metrics_edge_cases() -> None:
         colour_scores(np.zeros((1, 3), dtype=int), [frozenset({"a"})], ["red"], ["a"], ["red"], k=10)
     only_multi = colour_scores(np.array([[0]]), [frozenset({"a"})], ["multi"], ["a"], ["red"], k=1)
     assert only_multi.type_colour == 0.0 and only_multi.fine_type == 1.0 and only_multi.colour_share == 0.0
+
+
+# --- choosing a photo's colour-stage weights (lookalike.evaluate.colour_tuning) -------------------------
+def test_contributor_folds_keep_each_contributors_photos_together() -> None:
+    from lookalike.evaluate.colour_tuning import contributor_folds
+
+    senders = ["7", "3", "7", "1", "9", "3", "5", "2"]
+    folds = contributor_folds(senders, folds=3)
+    for s in set(senders):
+        assert len({int(f) for f, t in zip(folds, senders, strict=True) if t == s}) == 1
+    assert set(folds.tolist()) == {0, 1, 2}
+
+
+def test_choose_takes_the_best_colour_that_keeps_the_fine_type() -> None:
+    from lookalike.evaluate.colour_tuning import Setting, choose
+
+    runs = [
+        Setting(0.3, 0.2, 20, 0.479, 0.827),
+        Setting(0.5, 0.1, 20, 0.491, 0.803),  # more colour, but the kind is lost
+        Setting(0.5, 0.5, 20, 0.485, 0.831),
+        Setting(0.3, 0.3, 20, 0.479, 0.832),
+    ]
+    assert choose(runs, 0.829) == runs[2]
+    assert choose(runs, 0.9) == runs[3]  # none keeps it: the one that keeps the most
+
+
+def test_cross_validated_colours_never_read_a_photo_with_a_head_that_saw_it() -> None:
+    from lookalike.evaluate.colour_tuning import cross_validated_colours
+
+    dim = default_colour_model().cfg.dim
+    rng = np.random.default_rng(0)
+    cat_x = rng.random((60, dim), dtype=np.float32)
+    cat_y = rng.integers(0, 12, 60)
+    photo_x = rng.random((12, dim), dtype=np.float32)
+    photo_y = rng.integers(0, 12, 12)
+    folds = np.arange(12) % 3
+    first = cross_validated_colours(cat_x, cat_y, photo_x, photo_y, folds)
+    assert first.shape == (12, 12) and np.allclose(first.sum(1), 1.0, atol=1e-5)
+    relabelled = photo_y.copy()
+    relabelled[folds == 0] = (relabelled[folds == 0] + 1) % 12  # fold 0's own labels change
+    second = cross_validated_colours(cat_x, cat_y, photo_x, relabelled, folds)
+    assert np.allclose(first[folds == 0], second[folds == 0])  # its photos are read by heads that never saw them
+    assert not np.allclose(first[folds != 0], second[folds != 0])  # the other folds' heads did see them

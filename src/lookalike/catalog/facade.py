@@ -32,7 +32,7 @@ from lookalike.catalog.query import ImageInput, SearchResult
 from lookalike.catalog.ranking import COLOUR_CANDIDATES, DEFAULT_STAGES, RankingStage
 from lookalike.catalog.text_query import FUSION, IMAGE_TEXT_WEIGHT, TEXT_BM25_WEIGHT, WORDS_COLOUR_WEIGHT
 from lookalike.colour.detect import ColourDetector, default_colour_detector
-from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT
+from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, PHOTO_KIND_WEIGHT
 from lookalike.errors import LookalikeError, ModelMismatchError, ProductNotFoundError
 from lookalike.extractors import Extractor
 from lookalike.extractors.identity import model_family
@@ -77,6 +77,7 @@ class Catalog:
         self.colour_rank = colour_rank
         self.collapse_duplicates = collapse_duplicates
         self.colour_weight = DEFAULT_COLOUR_WEIGHT
+        self.photo_kind_weight = PHOTO_KIND_WEIGHT
         self.colour_candidates = COLOUR_CANDIDATES
         self._colour_detector: ColourDetector | None = None
         self.text_fusion = FUSION

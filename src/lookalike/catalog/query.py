@@ -25,7 +25,12 @@ from lookalike.backends.base import CatalogBackend
 from lookalike.catalog.ranking import DEFAULT_STAGES, PictureKeys, QueryContext, RankingStage, product_family, rank
 from lookalike.colour.detect import ColourDetector, ColourEstimate
 from lookalike.colour.families import FAMILIES
-from lookalike.colour.ranking import PREFERENCE_WEIGHT, PRODUCT_COLOUR_WEIGHT, preference_distribution
+from lookalike.colour.ranking import (
+    DEFAULT_KIND_WEIGHT,
+    PREFERENCE_WEIGHT,
+    PRODUCT_COLOUR_WEIGHT,
+    preference_distribution,
+)
 from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
 from lookalike.extractors import Extractor
 from lookalike.extractors.base import with_mirror
@@ -64,6 +69,7 @@ class QueryHost(Protocol):
     colour_rank: bool
     collapse_duplicates: bool
     colour_weight: float
+    photo_kind_weight: float
     colour_candidates: int
     text_fusion: str
     text_weight: float
@@ -203,13 +209,16 @@ def _context(
     dist: np.ndarray | None,
     weight: float,
     collapse: bool | None = None,
+    picture: bool = False,
 ) -> QueryContext:
     """The stages' context (collapsing identical pictures asks for no more candidates: :func:`rank_filled`
-    fetches more when it left fewer than ``k``)."""
+    fetches more when it left fewer than ``k``); ``picture``: the query has a picture (its kind vote weighs
+    :attr:`QueryHost.photo_kind_weight`)."""
     candidates = host.colour_candidates if dist is not None else 0
     collapse = host.collapse_duplicates if collapse is None else collapse
     pictures = picture_keys(host.backend) if collapse else None
-    return QueryContext(k, filters, min(MAX_K, max(k, candidates)), dist, weight, pictures=pictures)
+    kind = host.photo_kind_weight if picture else DEFAULT_KIND_WEIGHT
+    return QueryContext(k, filters, min(MAX_K, max(k, candidates)), dist, weight, kind, pictures=pictures)
 
 
 def rank_filled(
@@ -262,7 +271,7 @@ def search(
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
         dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
-        ctx = _context(host, k, filters, dist, weight, collapse)
+        ctx = _context(host, k, filters, dist, weight, collapse, picture=True)
         views = _views(host, img)
         result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters), stages)
         return result
@@ -318,7 +327,7 @@ def search_many(
             img = query_image(host, image)
             dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
             arrays = [host.extractor.preprocess(v) for v in (with_mirror(img) if host.query_flip else [img])]
-            return arrays, _context(host, k, filters, dist, weight), result
+            return arrays, _context(host, k, filters, dist, weight, picture=True), result
         except LookalikeError as exc:
             return exc
         except Exception as exc:

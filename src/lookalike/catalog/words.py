@@ -71,8 +71,9 @@ def _words_context(
     weight: float,
     intent: TextIntent,
     collapse: bool | None,
+    picture: bool = False,
 ) -> QueryContext:
-    base = _context(host, k, filters, dist, weight, collapse)
+    base = _context(host, k, filters, dist, weight, collapse, picture)
     return replace(
         base, candidates=max(base.candidates, TEXT_CANDIDATES), gender=intent.gender, article_types=intent.article_types
     )
@@ -125,7 +126,7 @@ def search_words(
     else:
         return _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse)
     dist, weight, result = _words_colour(host, intent, img, product, colour, colour_rank)
-    ctx = _words_context(host, k, filters, dist, weight, intent, collapse)
+    ctx = _words_context(host, k, filters, dist, weight, intent, collapse, picture=img is not None)
     views = base if words_vec is None else move_by_words(base, words_vec, host.image_text_weight)
     skip = [exclude] * len(views)
     result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters, exclude=skip), stages)

@@ -20,7 +20,7 @@ _TASK_HELP = (
     "catalog, catalog-full, photo, photo-heldout (contributors lookalike-fashion never saw), "
     "photo-colour (task 3: kind and colour, held-out contributors), photo-colour-all (all 310 photos), "
     "catalog-colour (task 3's catalogue variant), all (every one of these), or text (task 4: words, through "
-    "the catalogue's own search; not part of all)."
+    "the catalogue's own search, and a held-out photo plus a colour word; not part of all)."
 )
 _COLOUR_TASKS = ("photo-colour", "photo-colour-all", "catalog-colour")
 _MODEL_HELP = "Extractor (repeatable); NAME@squash, NAME@center_crop, NAME@pad override its resize."
@@ -175,17 +175,19 @@ def _print_colour_tables(results: list) -> None:  # type: ignore[type-arg]
         out.print(table, soft_wrap=False)
 
 
-# --- train --------------------------------------------------------------------------------------
 def _eval_text(datasets: Path | None, cache_dir: Path, out_dir: Path, seed: int, k: int, quiet: bool) -> None:
     """``lookalike eval --task text``: task 4 on the test split with and without text, and BM25 alone."""
     import json
 
-    from lookalike.evaluate.text_eval import run_text_eval
+    from lookalike.evaluate.text_eval import photo_words_eval, run_text_eval
 
     say = None if quiet else (lambda msg: err.print(f"[dim]{msg}[/]"))
     results = run_text_eval(datasets, cache_dir, seed=seed, k=k, progress=say)
+    if say is not None:
+        say("photo plus a colour word")
+    photo_words = photo_words_eval(datasets, cache_dir, k=k)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "text.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "text.json").write_text(json.dumps({**results, "photo plus a colour word": photo_words}, indent=2))
     metrics = list(next(iter(results.values())))
     table = Table(title="Words → catalogue (task 4), test split", title_justify="left")
     for col in ("catalogue", *metrics):
@@ -193,9 +195,21 @@ def _eval_text(datasets: Path | None, cache_dir: Path, out_dir: Path, seed: int,
     for name, row in results.items():
         table.add_row(name, *(f"{row[m]:.3f}" for m in metrics))
     out.print(table)
+    shares = Table(
+        title=f"Photo + a colour word (task 3 photos, {photo_words['queries']:.0f} held-out): top-{k} share of "
+        "the photo's kind in the asked colour",
+        title_justify="left",
+    )
+    shares.add_column("query")
+    shares.add_column("share", justify="right")
+    for name, value in photo_words.items():
+        if name != "queries":
+            shares.add_row(name, f"{value:.3f}")
+    out.print(shares)
     out.print(f"wrote {out_dir / 'text.json'}")
 
 
+# --- train --------------------------------------------------------------------------------------
 def train(
     datasets: DatasetsOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder: ONNX, sidecar, summary.json.")] = Path(

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_COLOUR_WEIGHT",
     "DEFAULT_KIND_WEIGHT",
     "KIND_VOTERS",
+    "PHOTO_KIND_WEIGHT",
     "PREFERENCE_WEIGHT",
     "PRODUCT_COLOUR_WEIGHT",
     "agreement",
@@ -25,9 +26,10 @@ __all__ = [
     "rerank_order",
 ]
 
-#: Weight of colour agreement against cosine similarity, chosen on the training contributors' photos
-#: (docs/quality.md, "Colour-aware ranking").
-DEFAULT_COLOUR_WEIGHT = 0.3
+#: Weight of a query picture's colour agreement against cosine similarity, chosen with
+#: :data:`PHOTO_KIND_WEIGHT` on the training contributors' photos, their colours read by heads that had not seen
+#: them (contributor-grouped cross-validation; docs/quality.md, "How the colour stage ranks").
+DEFAULT_COLOUR_WEIGHT = 0.5
 #: Weight of a "more like this" product's own colour (certain, so the kind matters more than for a photo):
 #: chosen on catalogue products the model trained on (ids = 1 mod 5; grid in docs/quality.md), reported on the
 #: test split.
@@ -62,9 +64,12 @@ def rerank_order(scores: np.ndarray, agree: np.ndarray, weight: float) -> tuple[
     return order, new[order]
 
 
-#: Weight of the kind vote (see :func:`kind_votes`), chosen with the colour weight on the training
-#: contributors' photos.
+#: Weight of the kind vote (see :func:`kind_votes`) for a product's or words' query (chosen with
+#: :data:`PRODUCT_COLOUR_WEIGHT` on the catalogue's training products).
 DEFAULT_KIND_WEIGHT = 0.2
+#: Weight of the kind vote for a query with a picture: the largest type+colour on the training contributors'
+#: photos whose fine type stays at least that of the similarity alone (docs/quality.md).
+PHOTO_KIND_WEIGHT = 0.5
 #: How many of the most similar candidates vote on the query's kind.
 KIND_VOTERS = 20
 

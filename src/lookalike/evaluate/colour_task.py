@@ -30,6 +30,7 @@ from lookalike.colour.families import FAMILIES, family_index, family_of
 from lookalike.colour.ranking import (
     DEFAULT_COLOUR_WEIGHT,
     DEFAULT_KIND_WEIGHT,
+    PHOTO_KIND_WEIGHT,
     PRODUCT_COLOUR_WEIGHT,
     colour_kind_order,
 )
@@ -317,9 +318,18 @@ def run_colour_evaluation(
         label, extractor = load_model(spec)
         for task in tasks:
             report = functools.partial(progress, label, task.name) if progress is not None else None
-            weight = PRODUCT_COLOUR_WEIGHT if task.query_colours is not None else DEFAULT_COLOUR_WEIGHT
+            photos = task.query_colours is None
             result = evaluate_colour_task(
-                task, extractor, detect, label, cache, k, weight=weight, query_flip=query_flip, progress=report
+                task,
+                extractor,
+                detect,
+                label,
+                cache,
+                k,
+                weight=DEFAULT_COLOUR_WEIGHT if photos else PRODUCT_COLOUR_WEIGHT,
+                query_flip=query_flip,
+                progress=report,
+                kind_weight=PHOTO_KIND_WEIGHT if photos else DEFAULT_KIND_WEIGHT,
             )
             out.append((result, task))
     return out

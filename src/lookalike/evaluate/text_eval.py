@@ -166,25 +166,26 @@ def run_text_eval(
 def photo_words_eval(
     root: str | os.PathLike[str] | None = None,
     cache_root: str | os.PathLike[str] | None = None,
-    weights: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
+    weights: Sequence[float] | None = None,
     k: int = 10,
     heldout_seed: int | None = 0,
 ) -> dict[str, float]:
     """Photo plus a colour word (task 3 photos, each asked for a colour family other than its own, "in
     <family>"): the share of the top ``k`` of the photo's kind **and** in the asked colour, for the photo
-    alone, with the colour preference (``colour=``), and with the words at each image-text ``weights``.
-    Gallery: all 9,583 products with their text, vectors from the evaluation cache."""
+    alone, with the colour preference (``colour=``), and with the words at each image-text ``weights``
+    (default: the shipped one). Gallery: all catalogue products with their text, vectors from the evaluation
+    cache."""
+    from lookalike.catalog.text_query import IMAGE_TEXT_WEIGHT
     from lookalike.colour.families import FAMILIES, MULTI, family_of
     from lookalike.evaluate.cache import EmbeddingCache
     from lookalike.evaluate.colour_task import photo_colour_task
+    from lookalike.evaluate.datasets import catalog_rows, resolve_datasets_root
     from lookalike.extractors import create_extractor
 
+    weights = (IMAGE_TEXT_WEIGHT,) if weights is None else weights
     task = photo_colour_task(root, heldout_seed=heldout_seed)
     vecs, _ = EmbeddingCache(cache_root).embed(create_extractor("lookalike-fashion"), task.gallery)
-    from lookalike.evaluate.colour_task import _catalogue
-    from lookalike.evaluate.datasets import resolve_datasets_root
-
-    _, grows = _catalogue(resolve_datasets_root(root))
+    _, grows = catalog_rows(resolve_datasets_root(root))
     asked = []
     options = [f for f in FAMILIES if f != MULTI]
     for i, fam in enumerate(task.query_families):
