@@ -195,3 +195,16 @@ def test_cross_validated_colours_never_read_a_photo_with_a_head_that_saw_it() ->
     second = cross_validated_colours(cat_x, cat_y, photo_x, relabelled, folds)
     assert np.allclose(first[folds == 0], second[folds == 0])  # its photos are read by heads that never saw them
     assert not np.allclose(first[folds != 0], second[folds != 0])  # the other folds' heads did see them
+
+
+def test_the_kind_vote_counts_only_the_nearest_voters() -> None:
+    from lookalike.colour.ranking import colour_kind_order
+
+    scores = np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32)
+    kinds = ["Sandals", "Sports Shoes", "Sports Shoes", "Sandals"]
+    families = np.array([-1, -1, -1, -1])
+    flat = np.full(12, 1 / 12, dtype=np.float32)
+    one, _, _ = colour_kind_order(scores, kinds, families, flat, 0.0, 1.0, voters=1)
+    assert one.tolist() == [0, 3, 1, 2]  # only the nearest votes: sandals first
+    all_four, _, _ = colour_kind_order(scores, kinds, families, flat, 0.0, 1.0, voters=4)
+    assert all_four.tolist() == [0, 1, 2, 3]  # both kinds get half the vote: similarity decides

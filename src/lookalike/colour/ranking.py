@@ -100,13 +100,14 @@ def colour_kind_order(
     query: np.ndarray,
     colour_weight: float,
     kind_weight: float,
+    voters: int = KIND_VOTERS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The colour stage's arithmetic, shared by the catalogue and ``lookalike eval``: candidates ordered by
-    ``score + kind_weight × kind vote + colour_weight × agreement``; returns (order, the ordering keys in that
-    order, each candidate's agreement in the incoming order)."""
+    ``score + kind_weight × kind vote`` (of the top ``voters``) ``+ colour_weight × agreement``; returns (order,
+    the ordering keys in that order, each candidate's agreement in the incoming order)."""
     base = np.asarray(scores, dtype=np.float32)
     if kind_weight:
-        base = base + np.float32(kind_weight) * kind_votes(base, kinds)
+        base = base + np.float32(kind_weight) * kind_votes(base, kinds, voters)
     agree = agreement(query, families)
     order, keys = rerank_order(base, agree, colour_weight)
     return order, keys, agree

@@ -30,6 +30,7 @@ from lookalike.colour.families import FAMILIES, family_index, family_of
 from lookalike.colour.ranking import (
     DEFAULT_COLOUR_WEIGHT,
     DEFAULT_KIND_WEIGHT,
+    KIND_VOTERS,
     PHOTO_KIND_WEIGHT,
     PRODUCT_COLOUR_WEIGHT,
     colour_kind_order,
@@ -225,6 +226,7 @@ def evaluate_colour_task(
     query_flip: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     kind_weight: float = DEFAULT_KIND_WEIGHT,
+    voters: int = KIND_VOTERS,
 ) -> ColourTaskResult:
     """Rank ``task`` with ``extractor`` and the colour stage; ``query_colour(path)`` gives a photo's colour
     distribution (unused when the task knows its queries' colours)."""
@@ -252,7 +254,7 @@ def evaluate_colour_task(
         valid = idx[i] >= 0
         cand = idx[i][valid]
         kinds = [task.gallery_types[j] for j in cand]
-        order, _, _ = colour_kind_order(sims[i][valid], kinds, fam_idx[cand], colours[i], weight, kind_weight)
+        order, _, _ = colour_kind_order(sims[i][valid], kinds, fam_idx[cand], colours[i], weight, kind_weight, voters)
         ranked[i, : cand.size] = cand[order]
     args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k, task.exclude)
     exact = exact_without = None
@@ -271,6 +273,7 @@ def evaluate_colour_task(
             "candidates": n_cand,
             "weight": weight,
             "kind_weight": kind_weight,
+            "voters": voters,
             "query_flip": bool(query_flip and task.mirror),
         },
         seconds=time.perf_counter() - start,

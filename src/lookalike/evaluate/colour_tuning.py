@@ -26,6 +26,7 @@ import numpy as np
 
 from lookalike.colour.families import FAMILIES
 from lookalike.colour.model import ColourModel, default_colour_model
+from lookalike.evaluate.cache import EmbeddingCache
 from lookalike.evaluate.colour_metrics import ColourScores
 from lookalike.evaluate.colour_task import (
     ColourTask,
@@ -34,6 +35,7 @@ from lookalike.evaluate.colour_task import (
     photo_colour_task,
     split_photo_contributors,
 )
+from lookalike.extractors import Extractor
 
 __all__ = ["Setting", "choose", "contributor_folds", "cross_validated_colours", "sweep"]
 
@@ -113,38 +115,24 @@ def _subset(task: ColourTask, keep: Sequence[int], name: str) -> ColourTask:
 def sweep(
     task: ColourTask,
     colours: np.ndarray,
-    extractor: object,
-    cache: object,
+    extractor: Extractor,
+    cache: EmbeddingCache,
     grid: Iterable[tuple[float, float, int]] = GRID,
 ) -> list[tuple[Setting, ColourScores]]:
     """Every (colour weight, kind weight, voters) of ``grid`` on ``task`` with the query ``colours`` (one row per
     query, in order)."""
-    from lookalike.colour import ranking
-
     by_path = {str(p): colours[i] for i, p in enumerate(task.queries.paths)}
-    defaults = ranking.kind_votes.__defaults__
     out = []
-    try:
-        for colour, kind, voters in grid:
-            ranking.kind_votes.__defaults__ = (voters,)
-            r = evaluate_colour_task(
-                task,
-                extractor,
-                lambda p: by_path[str(p)],
-                cache=cache,
-                weight=colour,
-                kind_weight=kind,  # type: ignore[arg-type]
-            )
-            s = r.scores
-            out.append((Setting(colour, kind, voters, s.type_colour, s.fine_type), s))
-    finally:
-        ranking.kind_votes.__defaults__ = defaults
+    for colour, kind, voters in grid:
+        s = evaluate_colour_task(
+            task, extractor, lambda p: by_path[str(p)], cache=cache, weight=colour, kind_weight=kind, voters=voters
+        ).scores
+        out.append((Setting(colour, kind, voters, s.type_colour, s.fine_type), s))
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - a measurement, run by hand
     """Print the sweep on the training contributors (cross-validated colours) and the held-out contributors."""
-    from lookalike.evaluate.cache import EmbeddingCache
     from lookalike.evaluate.datasets import resolve_datasets_root
     from lookalike.extractors import create_extractor
     from lookalike.garment import default_segmenter
