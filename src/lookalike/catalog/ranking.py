@@ -113,8 +113,8 @@ def product_family(product: Product, predicted: bool = True) -> int:
     own = family_index(product.colour) if isinstance(product.colour, str) else -1
     if own >= 0 or not predicted:
         return own
-    predicted = (product.extra or {}).get(PREDICTED_COLOUR)
-    return family_index(predicted) if isinstance(predicted, str) else -1
+    guess = (product.extra or {}).get(PREDICTED_COLOUR)
+    return family_index(guess) if isinstance(guess, str) else -1
 
 
 def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
@@ -125,11 +125,11 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     if ctx.colour is None or ctx.colour_weight == 0:
         return ranked
     out = []
+    predicted = ctx.predicted_colours
     for hits in ranked:
         if not hits:
             out.append(hits)
             continue
-        predicted = ctx.predicted_colours
         fams = np.fromiter((product_family(h.product, predicted) for h in hits), dtype=np.int64, count=len(hits))
         scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
         kinds = [h.product.article_type for h in hits]
