@@ -176,7 +176,8 @@ def _print_colour_tables(results: list) -> None:  # type: ignore[type-arg]
 
 
 def _eval_text(datasets: Path | None, cache_dir: Path, out_dir: Path, seed: int, k: int, quiet: bool) -> None:
-    """``lookalike eval --task text``: task 4 on the test split with and without text, and BM25 alone."""
+    """``lookalike eval --task text``: task 4 on the test split with and without text, and BM25 alone; then the
+    held-out photos plus a colour word (:func:`~lookalike.evaluate.text_eval.photo_words_eval`)."""
     import json
 
     from lookalike.evaluate.text_eval import photo_words_eval, run_text_eval
