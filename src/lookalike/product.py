@@ -17,6 +17,7 @@ __all__ = [
     "Filters",
     "Hit",
     "Product",
+    "validate_in_stock",
     "validate_price",
     "validate_product_id",
 ]
@@ -53,13 +54,24 @@ def validate_price(value: Any) -> float | None:
     return price
 
 
+def validate_in_stock(value: Any) -> bool | None:
+    """``value`` as a stock flag: True, False or None (unknown). Raises :class:`InvalidProductError`."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    raise InvalidProductError(f"in_stock must be true, false or null, not {value!r}")
+
+
 # Metadata fields that filters can test for equality (and facets count).
 FILTER_FIELDS = ("category", "subcategory", "article_type", "gender", "colour", "brand")
 
 
 @dataclass
 class Product:
-    """One catalogue product. ``image`` is where the picture came from (path or URL)."""
+    """One catalogue product. ``images``: where its pictures came from (paths or URLs), in order, the first
+    being its main picture; ``image`` is the main picture (kept equal to ``images[0]``). ``in_stock``: True,
+    False, or None when the catalogue does not say."""
 
     id: str
     title: str | None = None
@@ -73,11 +85,19 @@ class Product:
     image: str | None = None
     url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    in_stock: bool | None = None
 
     def __post_init__(self) -> None:
         # every way in (API, CLI, CSV, folder, Python) builds a Product: ids and prices are checked here
         self.id = validate_product_id(self.id)
         self.price = validate_price(self.price)
+        self.in_stock = validate_in_stock(self.in_stock)
+        images = [str(i) for i in dict.fromkeys(self.images or []) if i]
+        if self.image and self.image not in images:
+            images.insert(0, self.image)
+        self.images = images
+        self.image = images[0] if images else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +114,7 @@ class Product:
         """A fingerprint of everything but the picture (to skip unchanged rows on re-ingest)."""
         d = self.to_dict()
         d.pop("image", None)
+        d.pop("images", None)
         if PREDICTED_COLOUR in (d.get("extra") or {}):
             d["extra"] = {k: v for k, v in d["extra"].items() if k != PREDICTED_COLOUR}
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
@@ -111,6 +132,8 @@ class Filters:
     brand: str | tuple[str, ...] | None = None
     min_price: float | None = None
     max_price: float | None = None
+    #: True: leave out the products known to be out of stock (unknown stock stays); False: only those.
+    in_stock: bool | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) in (None, (), "") for f in fields(self))
@@ -132,7 +155,8 @@ class Hit:
     colour fits the query's colour (0..1, None when no colour stage ran); hits are ordered by
     ``rank_score`` (the similarity plus the weighted colour match and kind vote; the similarity when no stage
     re-ranked); ``duplicates``: the ids of the products with the very same picture that this hit stands for
-    (ranked below it, collapsed into it)."""
+    (ranked below it, collapsed into it); ``matched_image``: which of the product's pictures matched best (an
+    index into :attr:`Product.images`; 0, the main picture, for a query without a picture)."""
 
     id: str
     score: float
@@ -140,6 +164,7 @@ class Hit:
     colour_match: float | None = None
     rank_score: float | None = None
     duplicates: list[str] = field(default_factory=list)
+    matched_image: int = 0
 
     @property
     def order_key(self) -> float:
@@ -154,5 +179,6 @@ class Hit:
             "id": self.id,
             "score": self.score,
             **extra,
+            "matched_image": self.matched_image,
             **{k: v for k, v in self.product.to_dict().items() if k != "id"},
         }

@@ -12,7 +12,7 @@ import csv
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.errors import InvalidProductError, SourceError
@@ -42,10 +42,22 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class IngestRecord:
-    """A product and where its picture is: a local path or an http(s) URL (or ``None``: missing)."""
+    """A product and where its pictures are: local paths or http(s) URLs, in order, the first being the
+    main picture (``source``; ``None``: none given). ``sources`` defaults to ``[source]``. ``error``: why the
+    source's row cannot become a product (an unparseable price or stock value, say): the ingest reports it as
+    that product's failure and goes on."""
 
     product: Product
     source: str | None
+    sources: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        sources = [s for s in dict.fromkeys(self.sources or []) if s]
+        if self.source and self.source not in sources:
+            sources.insert(0, self.source)
+        self.sources = sources
+        self.source = sources[0] if sources else None
 
 
 def _norm(name: str) -> str:
