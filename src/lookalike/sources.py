@@ -1,43 +1,33 @@
-"""Ingest sources: a folder of images or a CSV of products, read into :class:`IngestRecord` rows.
+"""Ingest sources: a folder of images or a product export (CSV/TSV), read into :class:`IngestRecord` rows.
 
-CSV columns are mapped by name. Defaults cover common names, including the Kaggle fashion
-``labels.csv``/``styles.csv`` columns (id, articleType, baseColour, productDisplayName, ...). Columns that
-map to no field are kept in the product's ``extra``. Image paths are resolved relative to the CSV's
-folder; http(s) URLs are fetched at ingest.
+Columns are matched by name (:mod:`lookalike.source_columns`); the defaults cover the Kaggle fashion
+``labels.csv``/``styles.csv`` columns and the exports shops have: Shopify's product export, Google Merchant
+Center feeds (TSV), Farfetch-style listings with dotted names. Rows with the same id are one product
+(:mod:`lookalike.source_groups`); columns that map to no field are kept in the product's ``extra``. Image
+paths are resolved relative to the file's folder; http(s) URLs are fetched at ingest. Folders:
+:mod:`lookalike.source_folders`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import math
-import re
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.errors import InvalidProductError, SourceError
 from lookalike.product import Product, validate_product_id
+from lookalike.source_columns import DEFAULT_COLUMNS, plan_columns, resolve_columns
+from lookalike.source_folders import folder_products
+from lookalike.source_groups import ProductGroup
+from lookalike.source_skips import unreadable_entries
+from lookalike.source_values import IMAGE_EXTENSIONS, clean, delimiter_of
 
-__all__ = ["DEFAULT_COLUMNS", "IMAGE_EXTENSIONS", "IngestRecord", "read_csv", "read_folder"]
+__all__ = ["DEFAULT_COLUMNS", "IMAGE_EXTENSIONS", "IngestRecord", "read_csv", "read_folder", "resolve_columns"]
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
-)
-
-# field -> candidate column names, compared case-insensitively, ignoring '_', '-' and spaces.
-DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "id": ("id", "product_id", "productid", "sku", "item_id", "style_id"),
-    "title": ("title", "name", "product_name", "productdisplayname", "display_name", "description"),
-    "brand": ("brand", "brand_name", "manufacturer"),
-    "category": ("category", "mastercategory", "master_category", "department"),
-    "subcategory": ("subcategory", "sub_category"),
-    "article_type": ("article_type", "articletype", "type", "product_type"),
-    "colour": ("colour", "color", "basecolour", "base_colour", "basecolor"),
-    "gender": ("gender", "sex"),
-    "price": ("price", "sale_price", "list_price"),
-    "image": ("image", "image_path", "image_url", "img", "imageurl", "path", "filename", "file", "link_image"),
-    "url": ("url", "product_url", "link", "page_url"),
-}
+_FIELD_LIMIT = 1 << 26  # Shopify's Body (HTML) cells can pass csv's default 128 KiB
 
 
 @dataclass
@@ -60,49 +50,15 @@ class IngestRecord:
         self.source = sources[0] if sources else None
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", name.strip().lower())
-
-
-def resolve_columns(header: list[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Map product fields to CSV columns: explicit ``overrides`` first, then the defaults."""
-    by_norm = {_norm(h): h for h in header}
-    mapping: dict[str, str] = {}
-    for fld, column in (overrides or {}).items():
-        if fld not in DEFAULT_COLUMNS:
-            raise SourceError(f"unknown field {fld!r} in column mapping (fields: {', '.join(DEFAULT_COLUMNS)})")
-        if column not in header:
-            raise SourceError(f"column {column!r} (mapped to {fld}) is not in the CSV header")
-        mapping[fld] = column
-    used = set(mapping.values())
-    for fld, candidates in DEFAULT_COLUMNS.items():
-        if fld in mapping:
-            continue
-        for cand in candidates:
-            col = by_norm.get(_norm(cand))
-            if col is not None and col not in used:
-                mapping[fld] = col
-                used.add(col)
-                break
-    return mapping
-
-
-def _parse_price(value: str, line: int) -> float | None:
-    text = value.strip().replace(",", "")
-    text = re.sub(r"^(?:[$€£¥₹]|[A-Z]{3}\s)\s*|\s*(?:[$€£¥₹]|\s[A-Z]{3})$", "", text)  # currency
-    if not text:
-        return None
-    try:
-        price = float(text)
-    except ValueError as exc:
-        raise SourceError(f"line {line}: price {value!r} is not a number") from exc
-    if not math.isfinite(price):
-        raise SourceError(f"line {line}: price {value!r} is not a finite number")
-    return price
-
-
 def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iterator[IngestRecord]:
-    """Yield one record per CSV row. Rows without an id are an error; rows without an image get ``None``."""
+    """Yield one record per product of a CSV or TSV export (the delimiter is read from the header line).
+
+    Rows are grouped by id, in the order ids first appear (the whole file is read first); a product
+    without pictures gets ``None``. ``columns``: ``{field: column}`` overrides (``images``: extra picture
+    columns, comma-separated). A value that cannot be read gives a record with ``error``; a missing file,
+    header or id column raises :class:`SourceError`, and so does a row without an id, after the products
+    before it.
+    """
     csv_path = Path(path)
     if not csv_path.is_file():
         raise SourceError(f"CSV file not found: {csv_path}")
@@ -111,49 +67,52 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Iter
         fh = csv_path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise SourceError(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
+    groups: dict[str, ProductGroup] = {}
+    stop: tuple[int, SourceError] | None = None  # a row without an id: raised after the products before it
     with fh:
-        reader = csv.DictReader(fh)
-        header = list(reader.fieldnames or [])
-        if not header:
-            raise SourceError(f"{csv_path} is empty or has no header row")
-        mapping = resolve_columns(header, columns)
-        if "id" not in mapping:
-            raise SourceError(
-                f"{csv_path}: no id column (looked for {', '.join(DEFAULT_COLUMNS['id'])}); "
-                "map one with --map id=COLUMN"
-            )
-        mapped_cols = set(mapping.values())
-        seen: set[str] = set()
         try:
-            for line, row in enumerate(reader, start=2):
-                pid = (row.get(mapping["id"]) or "").strip()
+            first = fh.readline()
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{csv_path}: not UTF-8 text ({exc.reason})") from exc
+        csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+        reader = csv.DictReader(itertools.chain([first], fh), delimiter=delimiter_of(first))
+        try:
+            header = list(reader.fieldnames or [])
+            if not header:
+                raise SourceError(f"{csv_path} is empty or has no header row")
+            plan = plan_columns(header, columns)
+            if "id" not in plan.fields:
+                raise SourceError(
+                    f"{csv_path}: no id column (looked for {', '.join(DEFAULT_COLUMNS['id'])}); "
+                    "map one with --map id=COLUMN"
+                )
+            id_col, end = plan.fields["id"], reader.line_num
+            for row in reader:
+                line, end = end + 1, reader.line_num
+                pid = clean(row.get(id_col)) or (row.get(id_col) or "")
                 try:
                     validate_product_id(pid)
                 except InvalidProductError as exc:
-                    raise SourceError(f"{csv_path} line {line}: {exc}") from exc
-                if pid in seen:
-                    raise SourceError(f"{csv_path} line {line}: duplicate product id {pid!r}")
-                seen.add(pid)
-                fields: dict[str, object] = {}
-                for fld, col in mapping.items():
-                    if fld in ("id", "image"):
-                        continue
-                    value = (row.get(col) or "").strip()
-                    if fld == "price":
-                        fields[fld] = _parse_price(value, line)
-                    else:
-                        fields[fld] = value or None
-                extra = {k: v for k, v in row.items() if k is not None and k not in mapped_cols and v not in (None, "")}
-                image_value = (row.get(mapping["image"]) or "").strip() if "image" in mapping else ""
-                source = _resolve_image(image_value, base, pid)
-                try:
-                    product = Product(id=pid, extra=extra, **fields)  # type: ignore[arg-type]
-                except InvalidProductError as exc:
-                    raise SourceError(f"{csv_path} line {line}: {exc}") from exc
-                product.image = source
-                yield IngestRecord(product, source)
+                    stop = stop or (len(groups), SourceError(f"{csv_path} line {line}: {exc}"))
+                    continue
+                group = groups.get(pid)
+                if group is None:
+                    group = groups[pid] = ProductGroup(pid)
+                group.add(row, line, plan)
         except csv.Error as exc:
             raise SourceError(f"{csv_path}: malformed CSV ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{csv_path}: not UTF-8 text ({exc.reason})") from exc
+    pending = list(groups.values())[::-1]  # popped from the end: a yielded product's rows can go
+    groups.clear()
+    for i in range(len(pending)):
+        if stop is not None and i == stop[0]:
+            raise stop[1]
+        group = pending.pop()
+        product, sources, error = group.build(lambda value, g=group: _resolve_image(value, base, g.pid))
+        yield IngestRecord(product, sources[0] if sources else None, sources, error)
+    if stop is not None:
+        raise stop[1]
 
 
 def _resolve_image(value: str, base: Path, pid: str) -> str | None:
@@ -172,24 +131,29 @@ def _resolve_image(value: str, base: Path, pid: str) -> str | None:
 
 
 def read_folder(path: str | Path) -> Iterator[IngestRecord]:
-    """Yield one record per image file under ``path`` (recursive, sorted).
+    """Yield one record per product under ``path`` (recursive, sorted): one per picture, or per numbered
+    set (``ID.jpg``, ``ID_2.jpg``), or per product folder (``ABC123/front.jpg``, ``ABC123/back.jpg``); see
+    :mod:`lookalike.source_folders` for the rules.
 
-    The id is the path relative to the folder without its extension (``shoes/123``); an image in a
-    sub-folder gets that folder's name as its category.
+    The id is the path relative to the folder without its extension (``shoes/123``), or the product
+    folder's path; a product in a sub-folder gets the top sub-folder's name as its category.
     """
     root = Path(path)
     if not root.is_dir():
         raise SourceError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise SourceError(f"no image files in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    for f in files:
-        rel = f.relative_to(root)
-        pid = rel.with_suffix("").as_posix()
+    found = False
+    for item in folder_products(root):
+        found = True
         try:
-            validate_product_id(pid)
+            validate_product_id(item.id)
         except InvalidProductError as exc:
-            raise SourceError(f"{f}: {exc} (rename the file)") from exc
-        category = rel.parts[0] if len(rel.parts) > 1 else None
-        product = Product(id=pid, title=f.stem, category=category, image=str(f.resolve()))
-        yield IngestRecord(product, str(f.resolve()))
+            raise SourceError(f"{item.pictures[0]}: {exc} (rename the file)") from exc
+        sources = [str(f.resolve()) for f in item.pictures]
+        product = Product(id=item.id, title=item.title, category=item.category, images=sources)
+        yield IngestRecord(product, sources[0], sources)
+    for entry, reason in unreadable_entries(root, IMAGE_EXTENSIONS):  # FIFOs, link loops: reported, not dropped
+        with contextlib.suppress(InvalidProductError):
+            yield IngestRecord(Product(id=entry.relative_to(root).with_suffix("").as_posix()), None, error=reason)
+            found = True
+    if not found:
+        raise SourceError(f"no image files in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.backends.base import ScoredProducts, UpsertItem
+from lookalike.backends.base import MAX_PICTURES, PictureHits, ScoredProducts, UpsertItem
 from lookalike.errors import CatalogError
 from lookalike.index import AnyIndex, FaissIndex, IndexPolicy, load_index, new_index
 from lookalike.product import Filters
 from lookalike.store import ProductStore
+from lookalike.store.picture_rows import picture_ids
 
 __all__ = ["STORE_FILE", "EmbeddedBackend"]
 
@@ -66,6 +67,7 @@ class EmbeddedBackend(ProductStore):
         self.index: AnyIndex = FaissIndex(dim)
         self._index_seq = 0
         self._checkpoint_seq = 0
+        self._picture_stats = (-1, 1, 0)
         self._load_index()
 
     # --- index sync ----------------------------------------------------------------------------
@@ -79,8 +81,10 @@ class EmbeddedBackend(ProductStore):
 
     def _load_index(self) -> None:
         store_seq = self.seq()
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'index_min_seq'").fetchone()
+        oldest = int(row[0]) if row else 0  # checkpoints of an earlier release's layout: rebuilt instead
         for seq, path in self._index_files():
-            if seq > store_seq:
+            if seq > store_seq or seq < oldest:
                 continue  # ahead of the store: not a state the store can vouch for
             try:
                 self.index = load_index(path, self.dim, self.policy.nprobe)
@@ -97,7 +101,7 @@ class EmbeddedBackend(ProductStore):
         with self._lock:
             if self.seq() == self._index_seq:
                 return 0
-            n = self.count()
+            n = self.picture_count()
             if self.policy.needs_rebuild(self.index.choice(), n, self.dim):
                 return self.rebuild()
             changed = 0
@@ -180,8 +184,47 @@ class EmbeddedBackend(ProductStore):
                 self._filters.popitem(last=False)
         return allowed
 
+    def allowed_pictures(self, filters: Filters | None) -> np.ndarray | None:
+        """The picture ids of the products that pass ``filters`` (None: every picture)."""
+        rowids = self.allowed_rowids(filters)
+        if rowids is None or rowids.size == 0:
+            return rowids
+        if self.picture_stats()[0] <= 1:
+            return picture_ids(rowids, np.ones(rowids.size, dtype=np.int64))
+        ids, counts = self.picture_counts(rowids)
+        return picture_ids(ids, counts)
+
+    def picture_stats(self) -> tuple[int, int]:
+        """(the most pictures a product has, how many pictures there are), remembered per store state."""
+        seq = self.seq()
+        stats = self._picture_stats
+        if stats[0] != seq:
+            stats = (seq, self.max_pictures(), self.picture_count())
+            self._picture_stats = stats
+        return stats[1], stats[2]
+
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredProducts]:
-        allowed = self.allowed_rowids(filters)
+        return [[(p, s) for p, s, _ in row] for row in self.search_pictures(queries, k, filters)]
+
+    def search_pictures(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[PictureHits]:
+        """Top ``k`` products per query, each at its best picture (listed once, with that picture's position).
+        With one picture per product this is one index search of depth ``k``; with more, the pictures are
+        searched deeper (``k`` × up to 4, doubled while a list has fewer than ``k`` products)."""
+        allowed = self.allowed_pictures(filters)
+        per, total = self.picture_stats()
+        depth = k if per <= 1 else k * min(per, 4)
+        while True:
+            scores, ids = self._search_ids(queries, depth, allowed)
+            rows = [_best_per_product(scores[qi], ids[qi], k) for qi in range(ids.shape[0])]
+            short = any(len(r) < k and int((ids[qi] >= 0).sum()) >= depth for qi, r in enumerate(rows))
+            if per <= 1 or not short or depth >= total:
+                break
+            depth = min(total, depth * 2)
+        products = self.products_by_rowid({r for row in rows for r, _, _ in row})
+        return [[(products[r], s, pos) for r, s, pos in row if r in products] for row in rows]
+
+    def _search_ids(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The index's top ``k`` picture ids (exact scores: IVF candidates re-scored)."""
         with self._lock:
             self.sync()
             approximate = bool(getattr(self.index, "approximate", False))
@@ -189,16 +232,7 @@ class EmbeddedBackend(ProductStore):
             scores, ids = self.index.search(queries, fetch, allowed_ids=allowed)
         if approximate and self.policy.rerank > 0:
             scores, ids = self._rerank(queries, ids, k)
-        products = self.products_by_rowid({int(i) for i in ids.ravel() if i >= 0})
-        out: list[ScoredProducts] = []
-        for qi in range(ids.shape[0]):
-            row: ScoredProducts = []
-            for score, rid in zip(scores[qi], ids[qi], strict=True):
-                prod = products.get(int(rid))
-                if rid >= 0 and prod is not None:
-                    row.append((prod, float(score)))
-            out.append(row)
-        return out
+        return scores, ids
 
     def text_search(self, text: str, k: int, filters: Filters | None = None) -> ScoredProducts:
         """Top ``k`` products for ``text`` by BM25 over their words (SQLite FTS5, the store's word index;
@@ -227,17 +261,28 @@ class EmbeddedBackend(ProductStore):
 
     # --- checks --------------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
-        """Index and store hold the same products?"""
+        """Index and store hold the same pictures, and every product has its pictures?"""
         with self._lock:
             self.sync()
             index_ids = set(self.index.ids().tolist())
-            store_ids = {int(r[0]) for r in self._conn().execute("SELECT rowid FROM products")}
+            store_ids = {int(r[0]) for r in self._conn().execute("SELECT rowid FROM pictures")}
+            products = int(self._conn().execute("SELECT COUNT(*) FROM products").fetchone()[0])
+            bare = int(
+                self._conn()
+                .execute(
+                    "SELECT COUNT(*) FROM products p WHERE p.n_pictures != "
+                    "(SELECT COUNT(*) FROM pictures x WHERE x.product = p.rowid)"
+                )
+                .fetchone()[0]
+            )
         return {
-            "products": len(store_ids),
+            "products": products,
+            "pictures": len(store_ids),
             "vectors": len(index_ids),
             "missing_from_index": len(store_ids - index_ids),
             "orphans_in_index": len(index_ids - store_ids),
-            "ok": store_ids == index_ids,
+            "products_missing_pictures": bare,
+            "ok": store_ids == index_ids and bare == 0,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -260,3 +305,21 @@ class EmbeddedBackend(ProductStore):
                 if self._index_seq != self._checkpoint_seq:
                     self.checkpoint()
             super().close()
+
+
+def _best_per_product(scores: np.ndarray, ids: np.ndarray, k: int) -> list[tuple[int, float, int]]:
+    """(product row id, score, picture position) of the first ``k`` products of one query's picture list,
+    each at its best (first) picture."""
+    seen: set[int] = set()
+    out: list[tuple[int, float, int]] = []
+    for score, pid in zip(scores.tolist(), ids.tolist(), strict=True):
+        if pid < 0:
+            continue
+        rowid, pos = divmod(int(pid), MAX_PICTURES)
+        if rowid in seen:
+            continue
+        seen.add(rowid)
+        out.append((rowid, float(score), pos))
+        if len(out) >= k:
+            break
+    return out

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.backends.base import ScoredProducts, StoredState, UpsertItem, without_field
+from lookalike.backends.base import MAX_PICTURES, ScoredProducts, StoredPicture, StoredState, UpsertItem, without_field
 from lookalike.backends.milvus_client import IndexConfig, calling, redact
+from lookalike.backends.milvus_pictures import MilvusPictures, value_counts
 from lookalike.backends.milvus_schema import (
     ERRORS_SUFFIX,
     MANIFEST_PROPERTY,
@@ -30,9 +31,9 @@ from lookalike.backends.milvus_schema import (
     _ids_expression,
     _product,
     _text,
-    filter_expression,
     fold,
     milvus_string,
+    picture_key,
 )
 from lookalike.errors import CatalogError, InvalidQueryError
 from lookalike.product import FILTER_FIELDS, Filters, Product
@@ -48,7 +49,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-class MilvusBackend:
+class MilvusBackend(MilvusPictures):
     """Products and vectors in a Milvus collection; searches filter inside Milvus."""
 
     kind = "milvus"
@@ -116,10 +117,14 @@ class MilvusBackend:
             schema.add_field(
                 f"{name}_lc", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=not is_key, is_partition_key=is_key
             )
+        schema.add_field("product", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("position", DataType.INT64)
+        schema.add_field("images", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
+        schema.add_field("stock", DataType.INT64)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params = client.prepare_index_params()
         params.add_index(field_name=VECTOR, index_type=index.type, metric_type="COSINE", params=index.params)
-        for name in (*(f"{f}_lc" for f in FILTER_FIELDS), "image_file"):
+        for name in (*(f"{f}_lc" for f in FILTER_FIELDS), "image_file", "product"):
             params.add_index(field_name=name, index_type="INVERTED")
         properties = {
             MANIFEST_PROPERTY: json.dumps(manifest, sort_keys=True),
@@ -212,7 +217,7 @@ class MilvusBackend:
 
     # --- reads ---------------------------------------------------------------------------------
     def count(self, filters: Filters | None = None) -> int:
-        rows = self._query(filter_expression(filters), ["count(*)"])
+        rows = self._query(self._main(self._filter(filters)), ["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def get(self, product_id: str) -> Product | None:
@@ -226,7 +231,7 @@ class MilvusBackend:
         """A page of products in product-id order (the embedded backend pages in insertion order)."""
         if limit <= 0:
             return []
-        expr = filter_expression(filters)
+        expr = self._main(self._filter(filters))
         if offset + limit <= SCAN_BATCH:
             rows = self._query(expr or 'id >= ""', PRODUCT_FIELDS, limit=limit, offset=offset, ordered=True)
             return [_product(r) for r in rows]
@@ -240,7 +245,7 @@ class MilvusBackend:
 
     def iter_ids(self) -> Iterator[str]:
         """Every product id, in id order."""
-        for row in self._scan([]):
+        for row in self._scan([], self._main("")):
             yield str(row["id"])
 
     def facets(
@@ -256,47 +261,36 @@ class MilvusBackend:
         for name in fields:
             if name not in FILTER_FIELDS:
                 raise InvalidQueryError(f"unknown facet field {name!r}")
-        everything = filter_expression(filters)
+        everything = self._main(self._filter(filters))
         by_expr: dict[str, list[str]] = {everything: []}  # expression -> the fields counted over it
         for name in fields:
-            by_expr.setdefault(filter_expression(without_field(filters, name)), []).append(name)
+            by_expr.setdefault(self._main(self._filter(without_field(filters, name))), []).append(name)
         out: dict[str, list[tuple[Any, Any]]] = {}
         price: list[tuple[Any, Any]] = []
         for expr, names in by_expr.items():
             counted = self._value_counts(names, expr, price=expr == everything)
             price = counted.pop("price", price)
             out.update(counted)
-        return {**{name: out[name] for name in fields}, "price": price}
+        stock: Counter[bool] = Counter()
+        if self.picture_rows_layout:
+            for row in self._scan(["stock"], self._main(self._filter(without_field(filters, "in_stock")))):
+                if (row.get("stock") or -1) >= 0:
+                    stock[bool(row["stock"])] += 1
+        in_stock = [(v, stock[v]) for v in (True, False) if stock[v]]
+        return {**{name: out[name] for name in fields}, "price": price, "in_stock": in_stock}
 
     def _value_counts(self, fields: Sequence[str], expr: str, price: bool = False) -> dict[str, list[tuple[Any, Any]]]:
         """``fields``' distinct values (folded) and counts over the rows matching ``expr``, most common first;
-        with ``price``, also ``"price"``: the price range of those rows."""
-        counts: dict[str, Counter[str]] = {name: Counter() for name in fields}
-        spellings: dict[str, dict[str, Counter[str]]] = {name: {} for name in fields}
-        low = high = None
-        for row in self._scan([*fields, "price"] if price else fields, expr):
-            for name in fields:
-                value = row.get(name)
-                if value:
-                    key = fold(value)
-                    counts[name][key] += 1
-                    spellings[name].setdefault(key, Counter())[value] += 1
-            cost = row.get("price")
-            if cost is not None:
-                low = cost if low is None else min(low, cost)
-                high = cost if high is None else max(high, cost)
-        out: dict[str, list[tuple[Any, Any]]] = {}
-        for name in fields:
-            pairs = [(spellings[name][key].most_common(1)[0][0], n) for key, n in counts[name].items()]
-            out[name] = sorted(pairs, key=lambda p: (-p[1], p[0]))
-        if price:
-            out["price"] = [("min", low), ("max", high)] if low is not None else []
-        return out
+        with ``price``, also ``"price"``: the price range of those rows (:func:`value_counts`)."""
+        return value_counts(self._scan([*fields, "price"] if price else fields, expr), fields, price)
 
     def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:
         rows = self._rows(product_ids, ["image", *STATE_FIELDS])
+        pictures = self.picture_states(list(rows)) if rows and self.picture_rows_layout else {}
         return {
-            pid: StoredState(r.get("image"), r.get("image_sha"), r.get("meta_hash"), r.get("image_file"))
+            pid: StoredState(
+                r.get("image"), r.get("image_sha"), r.get("meta_hash"), r.get("image_file"), pictures.get(pid, ())
+            )
             for pid, r in rows.items()
         }
 
@@ -324,19 +318,31 @@ class MilvusBackend:
         """Write products (a metadata-only item keeps the stored vector and picture) and ingest errors."""
         latest = {it.product.id: it for it in items}  # last one wins, as in one SQLite transaction
         meta_only = [pid for pid, it in latest.items() if it.vector is None]
-        stored = self._rows(meta_only, [VECTOR, "image_sha", "image_file"]) if meta_only else {}
+        fields = [VECTOR, "image", "image_sha", "image_file"]
+        stored = self.picture_rows(meta_only, fields) if meta_only else {}
         rows = []
         for pid, item in latest.items():
+            self.check_pictures(1 if item.vector is None else len(item.vectors()), item.product.in_stock is not None)  # type: ignore[arg-type]
             if item.vector is None:
                 old = stored.get(pid)
-                if old is None:
+                if not old:
                     raise CatalogError(f"product {pid!r} is new and has no embedding")
-                rows.append(self._row(item.product, old[VECTOR], old.get("image_sha"), old.get("image_file")))
+                pics = [StoredPicture(r.get("image"), r.get("image_sha"), r.get("image_file")) for r in old]
+                vecs = [r[VECTOR] for r in old]
+                product = item.product if item.product.images else _with_images(item.product, pics)
             else:
-                rows.append(self._row(item.product, item.vector, item.image_sha, item.image_file))
+                pics, vecs, product = (
+                    item.picture_rows()[:MAX_PICTURES],
+                    list(item.vectors())[:MAX_PICTURES],
+                    item.product,
+                )  # type: ignore[arg-type]
+            rows += [self._row(product, v, pic, i, pics) for i, (pic, v) in enumerate(zip(pics, vecs, strict=True))]
         for chunk in _chunks(rows, 1000):
             with calling(f"upsert into {self.collection!r}"):
                 self.client.upsert(self.collection, list(chunk))
+        for pid, item in latest.items():
+            if item.vector is not None:
+                self.drop_pictures_from(pid, min(len(item.vectors()), MAX_PICTURES))  # type: ignore[arg-type]
         if errors:
             at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             latest_errors = {pid: (image, msg) for pid, image, msg in errors}
@@ -348,16 +354,29 @@ class MilvusBackend:
                 self.client.upsert(self.errors_collection, error_rows)
         self._clear_errors(list(latest))
 
-    def _row(self, p: Product, vector: Any, image_sha: str | None, image_file: str | None) -> dict[str, Any]:
+    def _row(
+        self, p: Product, vector: Any, picture: StoredPicture, position: int, pictures: Sequence[StoredPicture]
+    ) -> dict[str, Any]:
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if vec.shape[0] != self.dim:
             raise CatalogError(f"embedding has dimension {vec.shape[0]}, catalogue expects {self.dim}")
-        row: dict[str, Any] = {"id": _check_id(p.id)}
+        row: dict[str, Any] = {"id": picture_key(_check_id(p.id), position)}
         for name in TEXT_FIELDS:
             row[name] = _text(getattr(p, name))
+        images = [pic.image for pic in pictures if pic.image] or list(p.images)
+        if picture.image or position:
+            row["image"] = _text(picture.image)
         row["price"] = None if p.price is None else float(p.price)
         row["extra"] = json.loads(json.dumps(p.extra or {}, default=str))
-        row["image_sha"], row["image_file"], row["meta_hash"] = image_sha, _text(image_file), p.metadata_hash()
+        row["image_sha"], row["image_file"], row["meta_hash"] = (
+            picture.image_sha,
+            _text(picture.image_file),
+            p.metadata_hash(),
+        )
+        if self.picture_rows_layout:
+            row["product"], row["position"] = p.id, position
+            row["images"] = _text(json.dumps(images)) if len(images) > 1 else None
+            row["stock"] = -1 if p.in_stock is None else int(p.in_stock)
         for name in FILTER_FIELDS:
             value = row[name]
             missing = "" if name == self.partition_key else None  # a partition key cannot be null
@@ -374,12 +393,10 @@ class MilvusBackend:
                     self.client.delete(self.errors_collection, filter=_ids_expression([str(r["id"]) for r in found]))
 
     def delete(self, product_ids: Sequence[str]) -> tuple[int, list[str]]:
-        rows = self._rows(product_ids, ["image_file"])
-        for chunk in _chunks(list(rows), ID_CHUNK):
-            with calling(f"delete from {self.collection!r}"):
-                self.client.delete(self.collection, filter=_ids_expression(chunk))
+        rows = self.picture_rows(product_ids, ["image_file"])
+        self.delete_products(list(rows))
         self._clear_errors(list(product_ids))
-        return len(rows), [r["image_file"] for r in rows.values() if r.get("image_file")]
+        return len(rows), [r["image_file"] for found in rows.values() for r in found if r.get("image_file")]
 
     # --- search --------------------------------------------------------------------------------
     def text_search(self, text: str, k: int, filters: Filters | None = None) -> ScoredProducts:
@@ -388,34 +405,19 @@ class MilvusBackend:
         return []
 
     def search(self, queries: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredProducts]:
-        expr = filter_expression(filters)
-        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        out: list[ScoredProducts] = []
-        for start in range(0, q.shape[0], 256):
-            with calling("search"):
-                found = self.client.search(
-                    self.collection,
-                    data=q[start : start + 256].tolist(),
-                    anns_field=VECTOR,
-                    limit=k,
-                    filter=expr,
-                    output_fields=list(PRODUCT_FIELDS),
-                    search_params=self.index_config.for_search(k),
-                    consistency_level=self.consistency_level,
-                )
-            for hits in found:
-                out.append([(_product(h["entity"]), float(h["distance"])) for h in hits])
-        return out
+        return [[(p, s) for p, s, _ in row] for row in self.search_pictures(queries, k, filters)]
 
     # --- housekeeping --------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
         """Vectors are fields of the product rows, so they cannot drift: checks the index is there."""
         n = self.count()
+        rows = self._query("", ["count(*)"]) if self.picture_rows_layout else [{"count(*)": n}]
         with calling("describe_index"):
             indexes = self.client.list_indexes(self.collection, field_name=VECTOR)
         return {
             "products": n,
-            "vectors": n,
+            "pictures": int(rows[0]["count(*)"]) if rows else n,
+            "vectors": int(rows[0]["count(*)"]) if rows else n,
             "missing_from_index": 0,
             "orphans_in_index": 0,
             "ok": bool(indexes),
@@ -439,3 +441,8 @@ class MilvusBackend:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def _with_images(product: Product, pictures: Sequence[StoredPicture]) -> Product:
+    """``product`` naming its stored pictures (a metadata-only update that names none keeps them)."""
+    return Product(**{**product.to_dict(), "images": [p.image for p in pictures if p.image], "image": None})

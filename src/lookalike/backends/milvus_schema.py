@@ -23,6 +23,8 @@ __all__ = [
     "MANIFEST_PROPERTY",
     "MAX_VARCHAR",
     "NAME_RE",
+    "PICTURE_FIELDS",
+    "PICTURE_SEP",
     "PRODUCT_FIELDS",
     "STATE_FIELDS",
     "TEXT_FIELDS",
@@ -31,6 +33,7 @@ __all__ = [
     "fold",
     "milvus_number",
     "milvus_string",
+    "picture_key",
 ]
 
 MANIFEST_PROPERTY = "lookalike.manifest"
@@ -39,6 +42,9 @@ VECTOR = "vector"
 TEXT_FIELDS = ("title", "brand", "category", "subcategory", "article_type", "colour", "gender", "image", "url")
 STATE_FIELDS = ("image_sha", "image_file", "meta_hash")
 PRODUCT_FIELDS = ("id", *TEXT_FIELDS, "price", "extra")
+#: The fields of a collection made for several pictures per product (a row per picture).
+PICTURE_FIELDS = ("product", "position", "images", "stock")
+PICTURE_SEP = "\ue000"  # a private-use character: joins a product id and a picture position in a row key
 MAX_VARCHAR = 65535
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -87,6 +93,8 @@ def filter_expression(filters: Filters | None) -> str:
         clauses.append(f"price >= {milvus_number(filters.min_price)}")
     if filters.max_price is not None:
         clauses.append(f"price <= {milvus_number(filters.max_price)}")
+    if filters.in_stock is not None:
+        clauses.append("stock != 0" if filters.in_stock else "stock == 0")
     return " and ".join(clauses)
 
 
@@ -119,6 +127,8 @@ def _check_id(product_id: str) -> str:
         milvus_string(product_id)
     except InvalidQueryError as exc:
         raise CatalogError(f"product id {product_id!r} has a control character; Milvus catalogues refuse it") from exc
+    if PICTURE_SEP in product_id:
+        raise CatalogError(f"product id {product_id!r} holds U+E000, which Milvus catalogues keep for picture keys")
     return str(_text(product_id))
 
 
@@ -129,9 +139,21 @@ def _product(row: dict[str, Any]) -> Product:
             extra = json.loads(extra)
         except ValueError:
             extra = {}
+    images: list[str] = []
+    with contextlib.suppress(ValueError, TypeError):
+        images = [str(i) for i in json.loads(row.get("images") or "[]")]
+    stock = row.get("stock")
     return Product(
-        id=str(row["id"]),
+        id=str(row.get("product") or row["id"]),
         **{name: row.get(name) for name in TEXT_FIELDS},
         price=row.get("price"),
         extra=dict(extra),
+        images=images,
+        in_stock=None if stock is None or stock < 0 else bool(stock),
     )
+
+
+def picture_key(product_id: str, position: int) -> str:
+    """The primary key of a product's picture row: the product id for its main picture, else the id and the
+    position joined by :data:`PICTURE_SEP` (a character product ids cannot hold in a Milvus catalogue)."""
+    return product_id if position == 0 else f"{product_id}{PICTURE_SEP}{position}"

@@ -16,18 +16,26 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from lookalike.backends.base import CatalogBackend, UpsertItem
+from lookalike.backends.base import CatalogBackend, StoredPicture, UpsertItem
 from lookalike.catalog.pictures import PictureStore
-from lookalike.catalog.prepare import Prepared, Preparer, fast_cfg, model_input, picture_colour, worker_init
+from lookalike.catalog.prepare import (
+    Prepared,
+    PreparedPicture,
+    Preparer,
+    fast_cfg,
+    model_input,
+    picture_colour,
+    worker_init,
+)
 from lookalike.colour.families import family_index
-from lookalike.errors import LookalikeError
+from lookalike.errors import InvalidProductError, LookalikeError, StorageFullError
 from lookalike.extractors import Extractor
 from lookalike.imaging import DecodeLimits, FetchSettings, image_format, open_image_bytes
 from lookalike.product import PREDICTED_COLOUR, Product
@@ -47,7 +55,9 @@ class IngestReport:
     unchanged: int = 0
     failed: list[tuple[str, str | None, str]] = field(default_factory=list)
     seconds: float = 0.0
-    embedded: int = 0
+    embedded: int = 0  # pictures embedded
+    #: Pictures that could not be read of products added with their other pictures: (id, picture, reason).
+    partial: list[tuple[str, str | None, str]] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -63,6 +73,7 @@ class IngestReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "failed": [{"id": i, "image": s, "error": m} for i, s, m in self.failed],
+            "pictures_failed": [{"id": i, "image": s, "error": m} for i, s, m in self.partial],
             "embedded": self.embedded,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 1),
@@ -133,6 +144,7 @@ def preparer(host: IngestHost, processes: bool) -> Preparer:
         cfg.size if cfg is not None else None,
         fast,
         None if processes and fast is not None else host.extractor,
+        pictures_root=str(host.pictures.root),
     )
 
 
@@ -219,7 +231,7 @@ def _submit(
 
 def _embed(host: IngestHost, prepared: list[Prepared], model: Extractor) -> np.ndarray:
     """The vectors of a batch's pictures to embed, in order (``model``: the extractor or its bulk twin)."""
-    arrays = [p.array for p in prepared if p.action == "embed"]
+    arrays = [pic.array for p in prepared if p.action == "embed" for pic in p.pictures]
     if not arrays:
         return np.zeros((0, host.dim), np.float32)
     step = max(1, model.batch_size)  # the model's own batch: a commit batch may be larger
@@ -243,11 +255,13 @@ def _commit(
     existing = host.backend.states([p.record.product.id for p in prepared])
     items: list[UpsertItem] = []
     errors: list[tuple[str, str | None, str]] = []
+    partial: list[tuple[str, str | None, str]] = []
     counts = {"added": 0, "updated": 0, "unchanged": 0}
-    vec_iter = iter(vectors)
+    row = 0
     with host.pictures.locked():
-        sources = [p.record.source for p in to_embed]  # local files are hard-linked where they can be
-        saved = host.pictures.save_many(to_embed, host.decode_limits, io_pool, sources)
+        pictures = [pic for p in to_embed for pic in p.pictures]
+        sources = [pic.source for pic in pictures]  # local files are hard-linked where they can be
+        saved = host.pictures.save_many(pictures, host.decode_limits, io_pool, sources)
         for p in prepared:
             pid = p.record.product.id
             if p.action == "fail":
@@ -260,21 +274,42 @@ def _commit(
                 items.append(UpsertItem(keep_predicted_colour(host.backend, p.record.product), None))
                 counts["updated"] += 1
                 continue
-            vec = next(vec_iter)
-            rel = saved[id(p)]
-            if isinstance(rel, Exception):
-                errors.append((pid, p.record.source, f"cannot store image: {rel}"))
+            vecs = vectors[row : row + len(p.pictures)]
+            row += len(p.pictures)
+            kept, rows, failed = [], [], list(p.failed)
+            for pic, vec in zip(p.pictures, vecs, strict=True):
+                rel = saved[id(pic)]
+                if isinstance(rel, StorageFullError):  # a full disk is not a bad picture: stop (a re-run resumes)
+                    raise rel
+                if isinstance(rel, Exception):
+                    failed.append((pic.source or "", f"cannot store image: {rel}"))
+                    continue
+                kept.append(StoredPicture(pic.source, pic.sha, rel))
+                rows.append(vec)
+            if not kept:
+                errors.append((pid, p.record.source, "; ".join(f"{s}: {why}" for s, why in failed)))
                 continue
-            product = with_predicted_colour(p.record.product, p.colour)
-            items.append(UpsertItem(product, vec, image_sha=p.sha, image_file=rel))
+            partial += [(pid, s, why) for s, why in failed]
+            if failed:
+                errors.append((pid, ", ".join(s for s, _ in failed), _picture_failures(failed, len(p.record.sources))))
+            product = replace(p.record.product, images=[k.image for k in kept if k.image], image=None)
+            product = with_predicted_colour(product, p.colour)
+            items.append(UpsertItem(product, np.stack(rows), kept[0].image_sha, kept[0].image_file, kept))
             counts["updated" if pid in existing else "added"] += 1
         host.backend.upsert(items, errors)
     report.added += counts["added"]
     report.updated += counts["updated"]
     report.unchanged += counts["unchanged"]
-    report.embedded += len(to_embed)
-    report.failed.extend(errors)
+    report.embedded += len(pictures)
+    report.failed.extend(e for e in errors if e[0] not in {i for i, _, _ in partial})
+    report.partial.extend(partial)
     return [it.product.id for it in items]
+
+
+def _picture_failures(failed: list[tuple[str, str]], total: int) -> str:
+    """The ingest error of a product added without some of its pictures."""
+    what = "; ".join(f"{s}: {why}" for s, why in failed)
+    return f"{len(failed)} of {total} pictures not added ({what})"
 
 
 def with_predicted_colour(product: Product, family: str | None) -> Product:
@@ -293,17 +328,32 @@ def keep_predicted_colour(backend: CatalogBackend, product: Product) -> Product:
     return with_predicted_colour(product, None if old is None else (old.extra or {}).get(PREDICTED_COLOUR))
 
 
-def add_product(host: IngestHost, product: Product, data: bytes) -> str:
-    """Add or update one product with the picture ``data``: ``"added"`` or ``"updated"``."""
-    sha = hashlib.sha256(data).hexdigest()
-    img = open_image_bytes(data, host.decode_limits)
-    fmt, _ = image_format(data)
-    prep = Prepared(IngestRecord(product, product.image), "embed", sha=sha, data=data, fmt=fmt, image=img)
-    vec = host.extractor.embed([img])[0]
+def add_product(host: IngestHost, product: Product, data: bytes | Sequence[bytes]) -> str:
+    """Add or update one product with its pictures ``data`` (the bytes of one picture, or of each, the main
+    one first; the same picture twice is kept once): ``"added"`` or ``"updated"``."""
+    blobs = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    pictures: list[PreparedPicture] = []
+    for blob in blobs:
+        sha = hashlib.sha256(blob).hexdigest()
+        if any(p.sha == sha for p in pictures):
+            continue
+        img = open_image_bytes(bytes(blob), host.decode_limits)
+        fmt, _ = image_format(bytes(blob))
+        pictures.append(PreparedPicture(None, None, sha, bytes(blob), fmt, img))
+    if not pictures:
+        raise InvalidProductError(f"product {product.id!r} needs at least one picture")
+    vecs = host.extractor.embed([p.image for p in pictures])  # type: ignore[misc]
     if family_index(product.colour) < 0:
-        product = with_predicted_colour(product, picture_colour(img))
+        product = with_predicted_colour(product, picture_colour(pictures[0].image))  # type: ignore[arg-type]
+    names = list(product.images)[: len(pictures)]
+    names += [None] * (len(pictures) - len(names))
     with host.pictures.locked():
-        rel = host.pictures.save(prep, host.decode_limits)
+        rels = [host.pictures.save(p, host.decode_limits) for p in pictures]
+        kept = [StoredPicture(n, p.sha, r) for n, p, r in zip(names, pictures, rels, strict=True)]
         existed = host.backend.get(product.id) is not None
-        host.backend.upsert([UpsertItem(product, vec, image_sha=sha, image_file=rel)])
+        try:
+            host.backend.upsert([UpsertItem(product, vecs, kept[0].image_sha, kept[0].image_file, kept)])
+        except LookalikeError:  # nothing committed (a full disk, say): no picture left behind for it
+            host.pictures.remove_unused(rels, host.backend.image_file_in_use)
+            raise
     return "updated" if existed else "added"

@@ -13,7 +13,7 @@ import ctypes
 import hashlib
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,16 @@ from lookalike.imaging import (
 )
 from lookalike.sources import IngestRecord
 
-__all__ = ["Prepared", "Preparer", "fast_cfg", "model_input", "normalise", "picture_colour", "worker_init"]
+__all__ = [
+    "Prepared",
+    "PreparedPicture",
+    "Preparer",
+    "fast_cfg",
+    "model_input",
+    "normalise",
+    "picture_colour",
+    "worker_init",
+]
 
 
 def picture_colour(image: Image.Image) -> str:
@@ -44,21 +53,32 @@ def picture_colour(image: Image.Image) -> str:
 
 
 @dataclass
-class Prepared:
-    """One record after preparation. ``action``: ``"embed"`` (``array`` holds the model input, or uint8
-    pixels (HWC) for the batched fast path), ``"meta"`` (only the metadata changed), ``"skip"`` or
-    ``"fail"`` (``error`` says why). An embedded picture keeps its bytes, their SHA-256 and format
-    (:class:`~lookalike.catalog.pictures.NewPicture`)."""
+class PreparedPicture:
+    """One picture ready for the model: ``array`` holds the model input, or uint8 pixels (HWC) for the
+    batched fast path; it keeps its bytes, their SHA-256 and format
+    (:class:`~lookalike.catalog.pictures.NewPicture`) and where it came from (``source``)."""
 
-    record: IngestRecord
-    action: str  # "embed", "meta", "skip", "fail"
-    array: np.ndarray | None = None  # the model input, or uint8 pixels (HWC) for the batched fast path
+    source: str | None
+    array: np.ndarray | None = None
     sha: str | None = None
     data: bytes | None = None
     fmt: str | None = None
-    error: str | None = None
     image: Image.Image | None = None
-    colour: str | None = None  # the picture's colour family, for a product without a known colour of its own
+
+
+@dataclass
+class Prepared:
+    """One record after preparation. ``action``: ``"embed"`` (``pictures`` are ready for the model, in the
+    product's order, each distinct picture once), ``"meta"`` (only the metadata changed), ``"skip"`` or
+    ``"fail"`` (``error`` says why). ``failed``: the pictures that could not be read, ``(source, reason)``
+    (the product is embedded with the others)."""
+
+    record: IngestRecord
+    action: str  # "embed", "meta", "skip", "fail"
+    pictures: list[PreparedPicture] = field(default_factory=list)
+    error: str | None = None
+    colour: str | None = None  # the main picture's colour family, for a product without a known colour
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def worker_init(parent: int) -> None:
@@ -122,6 +142,7 @@ class Preparer:
     fast: PreprocessCfg | None
     extractor: Extractor | None
     colour: bool = True  # predict the picture's colour family for products without a known colour
+    pictures_root: str | None = None  # the catalogue's picture folder: a stored picture must still be there
 
     def __call__(self, items: list[tuple[IngestRecord, Any]], refresh: bool) -> list[Prepared]:
         return [self.prepare(record, state, refresh) for record, state in items]
@@ -133,29 +154,87 @@ class Preparer:
         return read_image_bytes(source, self.limits)
 
     def prepare(self, record: IngestRecord, state: Any, refresh: bool) -> Prepared:
-        src = record.source
-        if not src:
+        """One record: skipped when its pictures and metadata are those stored, else each picture read, hashed,
+        decoded and preprocessed (a picture that fails is listed in ``failed``; all failing: ``"fail"``)."""
+        if record.error:
+            return Prepared(record, "fail", error=record.error)
+        sources = record.sources
+        if not sources:
             return Prepared(record, "fail", error="no image given for this product")
         meta_same = state is not None and state.meta_hash == record.product.metadata_hash()
-        is_url = src.lower().startswith(("http://", "https://"))
-        if state is not None and not refresh and is_url and state.image == src and state.image_sha:
-            return Prepared(record, "skip" if meta_same else "meta")
-        try:
-            data = self.load(src)
-            sha = hashlib.sha256(data).hexdigest()
-            if state is not None and not refresh and state.image_sha == sha:
+        loaded: dict[int, bytes] = {}
+        failed: list[tuple[str, str]] = []
+        if state is not None and not refresh:
+            same = self._unchanged(sources, state.all_pictures(), loaded, failed)
+            if same:
                 return Prepared(record, "skip" if meta_same else "meta")
-            img = open_image_bytes(data, self.limits, draft_size=self.draft, name=Path(src).name)
-            fmt = (img.format or "").upper() or image_format(data)[0]
-            if self.fast is not None:
-                arr = np.asarray(self.fast.resize(img.convert("RGB")), dtype=np.uint8)
-            elif self.extractor is not None:
-                arr = self.extractor.preprocess(img)
-            else:  # pragma: no cover - the ingest never builds this
-                raise CatalogError("no preprocessing available in this worker")
-            colour = picture_colour(img) if self.colour and family_index(record.product.colour) < 0 else None
-            return Prepared(record, "embed", array=arr, sha=sha, data=data, fmt=fmt, image=None, colour=colour)
-        except LookalikeError as exc:
-            return Prepared(record, "fail", error=str(exc))
-        except Exception as exc:  # a bug in a decoder must not stop the whole ingest
-            return Prepared(record, "fail", error=f"unexpected {type(exc).__name__}: {exc}")
+        pictures: list[PreparedPicture] = []
+        seen: set[str] = set()
+        for i, src in enumerate(sources):
+            if any(f[0] == src for f in failed):
+                continue
+            try:
+                data = loaded[i] if i in loaded else self.load(src)
+                sha = hashlib.sha256(data).hexdigest()
+                if sha in seen:  # the same picture twice in one product: stored once
+                    continue
+                seen.add(sha)
+                pictures.append(self._picture(src, data, sha))
+            except LookalikeError as exc:
+                failed.append((src, str(exc)))
+            except Exception as exc:  # a bug in a decoder must not stop the whole ingest
+                failed.append((src, f"unexpected {type(exc).__name__}: {exc}"))
+        if not pictures:
+            return Prepared(record, "fail", error=_failures(failed), failed=failed)
+        colour = None
+        if self.colour and family_index(record.product.colour) < 0:
+            main = pictures[0]
+            colour = picture_colour(main.image) if main.image is not None else None
+        for pic in pictures:
+            pic.image = None  # not sent back to the parent: it re-decodes when it must
+        return Prepared(record, "embed", pictures=pictures, colour=colour, failed=failed)
+
+    def _unchanged(
+        self, sources: list[str], stored: tuple[Any, ...], loaded: dict[int, bytes], failed: list[tuple[str, str]]
+    ) -> bool:
+        """Whether ``sources`` are the stored pictures, in order (a URL unchanged is not fetched again; a local
+        file is read and hashed, its bytes kept in ``loaded``; one that cannot be read goes to ``failed``)."""
+        if len(sources) != len(stored):
+            return False
+        for i, (src, old) in enumerate(zip(sources, stored, strict=True)):
+            if not old.image_sha or not self._present(old.image_file):
+                return False
+            if src.lower().startswith(("http://", "https://")) and old.image == src:
+                continue
+            try:
+                loaded[i] = self.load(src)
+            except LookalikeError as exc:
+                failed.append((src, str(exc)))
+                return False
+            if hashlib.sha256(loaded[i]).hexdigest() != old.image_sha:
+                return False
+        return True
+
+    def _present(self, image_file: str | None) -> bool:
+        """Whether a stored picture file is still in the catalogue's picture folder (True when not known)."""
+        if self.pictures_root is None or not image_file:
+            return True
+        return os.path.isfile(os.path.join(self.pictures_root, image_file))
+
+    def _picture(self, src: str, data: bytes, sha: str) -> PreparedPicture:
+        img = open_image_bytes(data, self.limits, draft_size=self.draft, name=Path(src).name)
+        fmt = (img.format or "").upper() or image_format(data)[0]
+        if self.fast is not None:
+            arr = np.asarray(self.fast.resize(img.convert("RGB")), dtype=np.uint8)
+        elif self.extractor is not None:
+            arr = self.extractor.preprocess(img)
+        else:  # pragma: no cover - the ingest never builds this
+            raise CatalogError("no preprocessing available in this worker")
+        return PreparedPicture(src, arr, sha, data, fmt, img)
+
+
+def _failures(failed: list[tuple[str, str]]) -> str:
+    """One message for a product's failed pictures."""
+    if len(failed) == 1:
+        return failed[0][1]
+    return "; ".join(f"{src}: {why}" for src, why in failed)

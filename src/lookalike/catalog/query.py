@@ -46,6 +46,7 @@ __all__ = [
     "embed_query",
     "image_bytes",
     "picture_keys",
+    "product_vectors",
     "query_image",
     "query_vectors",
     "rank_filled",
@@ -159,6 +160,7 @@ class SearchResult:
     colour: str | None = None
     colour_source: str | None = None
     detected: ColourEstimate | None = None
+    understood: str | None = None  # the words as corrected, when a misspelt word was (catalog.spelling)
 
 
 def _colour_plan(
@@ -261,9 +263,7 @@ def search(
     exclude: set[str] = set()
     product = None
     if product_id is not None:
-        vec = host.backend.vector_of(product_id)
-        if vec is None:
-            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        vec = product_vectors(host.backend, product_id)  # every picture of the product: each a view
         exclude.add(product_id)
         product = host.backend.get(product_id)
     elif url is not None or image is not None:
@@ -279,11 +279,23 @@ def search(
         vec = np.asarray(vector, dtype=np.float32)
     dist, weight, result = _colour_plan(host, None, product, colour, colour_rank)
     ctx = _context(host, k, filters, dist, weight, collapse)
-    query = vec[None, :]
-    result.hits = rank_filled(
-        ctx, lambda d: host.search_vectors(query, k=d, filters=filters, exclude=[exclude]), stages
-    )
+    query = vec if vec.ndim == 2 else vec[None, :]
+    skip = [exclude] * query.shape[0]
+    result.hits = rank_filled(ctx, lambda d: host.search_vectors(query, k=d, filters=filters, exclude=skip), stages)
     return result
+
+
+def product_vectors(backend: CatalogBackend, product_id: str) -> np.ndarray:
+    """The vectors of every picture of a product, (n, dim) (the main picture's alone where the backend cannot
+    list them); :class:`ProductNotFoundError` for an unknown id."""
+    many = getattr(backend, "picture_vectors_of", None)
+    vecs = many([product_id]).get(product_id) if many is not None else None
+    if vecs is None:
+        one = backend.vector_of(product_id)
+        if one is None:
+            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        vecs = one[None, :]
+    return np.asarray(vecs, dtype=np.float32)
 
 
 def search_vectors(
@@ -299,11 +311,11 @@ def search_vectors(
     if not np.all(np.isfinite(q)):
         raise InvalidQueryError("query vector has NaN or infinite values")
     extra = max((len(e) for e in exclude), default=0) if exclude else 0
-    found = host.backend.search(q, k + extra, filters)
+    found = host.backend.search_pictures(q, k + extra, filters)
     out: list[list[Hit]] = []
     for qi, row in enumerate(found):
         skip = exclude[qi] if exclude else set()
-        hits = [Hit(p.id, score, p) for p, score in row if p.id not in skip][:k]
+        hits = [Hit(p.id, score, p, matched_image=pos) for p, score, pos in row if p.id not in skip][:k]
         out.append(hits)
     return out
 
@@ -341,7 +353,9 @@ def search_many(
                 if isinstance(a, LookalikeError):
                     results[start + i] = a
             if good:
-                vecs = host.extractor.embed_preprocessed(np.stack([x for _, a in good for x in a[0]]))
+                # each query's views as one batch of the model, as a single search embeds them: an FP32 graph's
+                # row depends on its place in the batch (1 ulp), and then a batch would not equal its searches
+                vecs = np.concatenate([host.extractor.embed_preprocessed(np.stack(a[0])) for _, a in good])
                 depth = max(ctx.depth for _, (_, ctx, _) in good)
                 found = host.search_vectors(vecs, k=depth, filters=filters)
                 row = 0

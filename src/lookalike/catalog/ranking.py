@@ -137,7 +137,14 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
         agree_list, key_list = agree.tolist(), keys.tolist()
         out.append(
             [
-                Hit(hits[i].id, hits[i].score, hits[i].product, agree_list[i], key)
+                Hit(
+                    hits[i].id,
+                    hits[i].score,
+                    hits[i].product,
+                    agree_list[i],
+                    key,
+                    matched_image=hits[i].matched_image,
+                )
                 for i, key in zip(order.tolist(), key_list, strict=True)
             ]
         )
@@ -164,7 +171,8 @@ def facet_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
             bonus = float((h.product.article_type or "").casefold() in types)
             bonus += float(ctx.gender is not None and _gender_fits(ctx.gender, h.product.gender))
             if bonus:  # a new Hit, field by field (dataclasses.replace costs more than the stage)
-                h = Hit(h.id, h.score, h.product, h.colour_match, h.order_key + ctx.facet_weight * bonus, h.duplicates)
+                key = h.order_key + ctx.facet_weight * bonus
+                h = Hit(h.id, h.score, h.product, h.colour_match, key, h.duplicates, h.matched_image)
             keyed.append(h)
         out.append(sorted(keyed, key=lambda h: -h.order_key))  # stable: ties keep the order they had
     return out
@@ -191,7 +199,15 @@ def collapse_duplicates(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list
                 lead.duplicates.extend([hit.id, *hit.duplicates])
                 continue
             # a copy, so the caller's hits stay as they were
-            hit = Hit(hit.id, hit.score, hit.product, hit.colour_match, hit.rank_score, list(hit.duplicates))
+            hit = Hit(
+                hit.id,
+                hit.score,
+                hit.product,
+                hit.colour_match,
+                hit.rank_score,
+                list(hit.duplicates),
+                hit.matched_image,
+            )
             if key is not None:
                 first[key] = hit
             kept.append(hit)

@@ -31,6 +31,7 @@ from lookalike.product import Hit
 
 __all__ = [
     "FUSION",
+    "GENDER_WORDS",
     "IMAGE_TEXT_WEIGHT",
     "MAX_TEXT_LENGTH",
     "RRF_K",
@@ -62,6 +63,8 @@ _GENDERS: dict[str, str] = {
     "women": "Women", "woman": "Women", "womens": "Women", "female": "Women", "ladies": "Women", "lady": "Women",
     "her": "Women", "boys": "Boys", "boy": "Boys", "girls": "Girls", "girl": "Girls", "unisex": "Unisex",
 }  # fmt: skip
+#: The words that name a gender ("men", "ladies", "girls"...).
+GENDER_WORDS = frozenset(_GENDERS)
 
 
 def check_text(text: object) -> str:
@@ -162,4 +165,4 @@ def fuse_ranked(
     else:
         raise InvalidQueryError(f"unknown fusion {fusion!r}; use 'weighted' or 'rrf'")
     order = sorted(hits, key=lambda i: -fused[i])  # stable: insertion order breaks ties
-    return [Hit(i, float(fused[i]), hits[i].product) for i in order[:depth]]
+    return [Hit(i, float(fused[i]), hits[i].product, matched_image=hits[i].matched_image) for i in order[:depth]]

@@ -21,11 +21,19 @@ from typing import Any
 
 from lookalike.product import Product
 
-__all__ = ["PRODUCT_COLUMNS", "SEARCH_COLUMNS", "SearchRows", "product_of", "read_products", "row_to_product"]
+__all__ = [
+    "PRODUCT_COLUMNS",
+    "SEARCH_COLUMNS",
+    "SearchRows",
+    "images_text",
+    "product_of",
+    "read_products",
+    "row_to_product",
+]
 
 PRODUCT_COLUMNS = (
     "id", "title", "brand", "category", "subcategory", "article_type", "colour", "gender", "price",
-    "image", "url", "extra",
+    "image", "url", "extra", "images", "in_stock",
 )  # fmt: skip
 #: What a search reads of a product: its row id, :data:`PRODUCT_COLUMNS` and its picture's hash.
 SEARCH_COLUMNS = ", ".join(("rowid", *PRODUCT_COLUMNS, "image_sha"))
@@ -58,16 +66,43 @@ def _extra(text: str | None) -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=4096)
+def _images(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(str(i) for i in data) if isinstance(data, list) else ()
+
+
+def images_text(images: Sequence[str]) -> str | None:
+    """How the ``images`` column stores a product's picture sources (None for at most one: ``image`` says it)."""
+    return json.dumps(list(images)) if len(images) > 1 else None
+
+
+def _stock(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def row_to_product(row: sqlite3.Row) -> Product:
     """A product from a ``products`` row read with ``sqlite3.Row`` (``SELECT *``)."""
     data = {c: row[c] for c in PRODUCT_COLUMNS}
     data["extra"] = _extra(data["extra"])
+    data["images"] = list(_images(data["images"]))
+    data["in_stock"] = _stock(data["in_stock"])
     return Product(**data)
 
 
 def product_of(values: Sequence[Any]) -> Product:
     """A product from a tuple of :data:`SEARCH_COLUMNS` (row id first, picture hash last)."""
-    return Product(*values[1:_EXTRA], _extra(values[_EXTRA]))  # type: ignore[arg-type]
+    return Product(
+        *values[1:_EXTRA],
+        _extra(values[_EXTRA]),  # type: ignore[arg-type]
+        list(_images(values[_EXTRA + 1])),
+        _stock(values[_EXTRA + 2]),
+    )
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

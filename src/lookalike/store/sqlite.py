@@ -1,8 +1,9 @@
-"""SQLite product store: metadata, the embedding of each product, and a change sequence.
+"""SQLite product store: metadata, the pictures of each product with their embeddings, and a change sequence.
 
-SQLite is the source of truth. Every write transaction bumps a sequence number ``seq``; each product
-row records the ``vec_seq`` at which its vector last changed and each delete leaves a tombstone with
-its ``seq``. An index (FAISS, in memory and checkpointed to disk) knows the ``seq`` it reflects and
+SQLite is the source of truth. Every write transaction bumps a sequence number ``seq``; each picture
+row records the ``seq`` at which its vector last changed and each deleted picture leaves a tombstone with
+its ``seq`` (:mod:`lookalike.store.picture_rows`: a product's pictures and how the index numbers them).
+An index (FAISS, in memory and checkpointed to disk) knows the ``seq`` it reflects and
 catches up with :meth:`ProductStore.changes_since`, so a crash between the SQLite commit and an index
 write loses nothing, and a server sees another process's ingest without a restart.
 """
@@ -19,10 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.backends.base import StoredState, UpsertItem, without_field
-from lookalike.errors import CatalogError, InvalidQueryError
+from lookalike.backends.base import StoredPicture, StoredState, UpsertItem
+from lookalike.errors import CatalogError
 from lookalike.product import FILTER_FIELDS, Filters, Product
-from lookalike.store.rows import PRODUCT_COLUMNS, SearchRows, read_products
+from lookalike.store.facet_counts import facet_counts
+from lookalike.store.health import connect, quick_check, raise_if_full, read_only_error, rollback, schema_missing
+from lookalike.store.picture_rows import (
+    MAX_PICTURES,
+    PICTURES_SCHEMA,
+    PictureReads,
+    delete_pictures,
+    picture_states,
+    upgrade,
+    write_pictures,
+)
+from lookalike.store.rows import PRODUCT_COLUMNS, SearchRows, images_text, read_products
 from lookalike.store.rows import row_to_product as _row_to_product
 from lookalike.store.text_index import (
     TermStats,
@@ -44,9 +56,9 @@ CREATE TABLE IF NOT EXISTS products (
     colour TEXT, gender TEXT, price REAL,
     image TEXT, url TEXT, extra TEXT NOT NULL DEFAULT '{}',
     image_sha TEXT, image_file TEXT, meta_hash TEXT,
-    seq INTEGER NOT NULL, vec_seq INTEGER NOT NULL
+    seq INTEGER NOT NULL, vec_seq INTEGER NOT NULL,
+    images TEXT, in_stock INTEGER, n_pictures INTEGER NOT NULL DEFAULT 1
 );
-CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (rowid INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     id TEXT PRIMARY KEY, image TEXT, error TEXT NOT NULL, at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
@@ -56,6 +68,7 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
 CREATE INDEX IF NOT EXISTS products_article_type ON products(article_type COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS products_category ON products(category COLLATE NOCASE);
 """
+SCHEMA += PICTURES_SCHEMA
 
 
 @dataclass
@@ -68,7 +81,7 @@ class Changes:
     upsert_vectors: np.ndarray
 
 
-class ProductStore:
+class ProductStore(PictureReads):
     """Thread-safe access to ``products.db`` (one connection per thread, WAL mode)."""
 
     def __init__(self, path: str | Path, dim: int, create: bool = False) -> None:
@@ -81,22 +94,17 @@ class ProductStore:
         self._word_scores, self._search_rows = WordScores(), SearchRows()
         conn = self._conn()
         with self._write_lock:
-            conn.executescript(SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
+            if schema_missing(conn, SCHEMA):  # an existing store opens without writing (a full disk reads on)
+                conn.executescript(SCHEMA)
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
+            upgrade(conn)  # a store of an earlier release: several pictures per product
             ensure_text_index(conn, _row_to_product)
 
     # --- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=30000")
-            except sqlite3.DatabaseError as exc:
-                raise CatalogError(f"cannot open product store {self.path}: {exc}") from exc
+            conn, self._local.read_only = connect(self.path)  # read-only when it cannot write (store/health.py)
             conn.row_factory = sqlite3.Row
             self._local.conn, self._local.term_stats = conn, TermStats()
         return conn
@@ -131,13 +139,17 @@ class ProductStore:
     def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:
         out: dict[str, StoredState] = {}
         conn = self._conn()
+        pictures = picture_states(conn, product_ids)
         for chunk in _chunks(list(product_ids), 500):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
                 f"SELECT rowid, id, image, image_sha, meta_hash, image_file FROM products WHERE id IN ({marks})",
                 chunk,
             ):
-                out[row["id"]] = StoredState(row["image"], row["image_sha"], row["meta_hash"], row["image_file"])
+                pid = row["id"]
+                out[pid] = StoredState(
+                    row["image"], row["image_sha"], row["meta_hash"], row["image_file"], tuple(pictures.get(pid, ()))
+                )
         return out
 
     def products_by_rowid(self, rowids: Iterable[int]) -> dict[int, Product]:
@@ -149,26 +161,6 @@ class ProductStore:
         """The picture hash (None: none stored) of each of ``product_ids`` that exists; those a search has
         just read come from memory (:mod:`lookalike.store.rows`)."""
         return self._search_rows.lookup(self._conn(), self.seq(), list(product_ids))
-
-    def vector_of(self, product_id: str) -> np.ndarray | None:
-        row = (
-            self._conn()
-            .execute("SELECT v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id = ?", (product_id,))
-            .fetchone()
-        )
-        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
-
-    def vectors_of(self, product_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        conn = self._conn()
-        for chunk in _chunks(list(product_ids), 500):
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(
-                f"SELECT p.id, v.vec FROM vectors v JOIN products p ON p.rowid = v.rowid WHERE p.id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = np.frombuffer(row[1], dtype=np.float32).copy()
-        return out
 
     def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
         where, params = self._where(filters)
@@ -206,37 +198,9 @@ class ProductStore:
     def facets(
         self, fields: Sequence[str] = FILTER_FIELDS, filters: Filters | None = None
     ) -> dict[str, list[tuple[Any, Any]]]:
-        """Each field's distinct values (case-insensitive, most common first) with counts, and the price range.
-
-        With ``filters``, a field's counts are over the products that pass every filter but that field's own
-        (so the other values of a filtered field stay on offer); the price range is over all of them.
-        """
-        for name in fields:
-            if name not in FILTER_FIELDS:
-                raise InvalidQueryError(f"unknown facet field {name!r}")
-        out: dict[str, list[tuple[Any, Any]]] = {}
-        conn = self._conn()
-        own = not conn.in_transaction
-        if own:
-            conn.execute("BEGIN")  # one consistent snapshot for every count
-        try:
-            for name in fields:
-                where, params = self._where(without_field(filters, name))
-                present = f"{name} IS NOT NULL AND {name} != ''"
-                where = f"{where} AND {present}" if where else f"WHERE {present}"
-                rows = conn.execute(
-                    f"SELECT {name}, COUNT(*) AS n FROM products {where} "
-                    f"GROUP BY {name} COLLATE NOCASE ORDER BY n DESC, {name}",
-                    params,
-                )
-                out[name] = [(r[0], int(r[1])) for r in rows]
-            where, params = self._where(filters)
-            row = conn.execute(f"SELECT MIN(price), MAX(price) FROM products {where}", params).fetchone()
-        finally:
-            if own:
-                conn.execute("COMMIT")
-        out["price"] = [("min", row[0]), ("max", row[1])] if row[0] is not None else []
-        return out
+        """Each field's distinct values with counts, the price range and the stock counts
+        (:func:`lookalike.store.facet_counts.facet_counts`)."""
+        return facet_counts(self._conn(), self._where, fields, filters)
 
     def changes_since(self, seq: int) -> Changes:
         """Every index change after ``seq`` at once (see :meth:`iter_changes` for large catch-ups)."""
@@ -259,10 +223,7 @@ class ProductStore:
             removed = np.asarray(
                 [r[0] for r in conn.execute("SELECT rowid FROM tombstones WHERE seq > ?", (seq,))], dtype=np.int64
             )
-            cur = conn.execute(
-                "SELECT p.rowid, v.vec FROM products p JOIN vectors v ON v.rowid = p.rowid WHERE p.vec_seq > ?",
-                (seq,),
-            )
+            cur = conn.execute("SELECT rowid, vec FROM pictures WHERE seq > ? ORDER BY rowid", (seq,))
             first = True
             while True:
                 rows = cur.fetchmany(chunk)
@@ -285,8 +246,8 @@ class ProductStore:
         return ids, vecs
 
     def rowids(self) -> np.ndarray:
-        """Every product's row id."""
-        rows = self._conn().execute("SELECT rowid FROM products").fetchall()
+        """Every picture's id (what the vector index holds)."""
+        rows = self._conn().execute("SELECT rowid FROM pictures").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def vectors_by_rowid(self, rowids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +257,7 @@ class ProductStore:
         rows: list[Any] = []
         for chunk in _chunks(wanted, 900):
             marks = ",".join("?" * len(chunk))
-            rows += conn.execute(f"SELECT rowid, vec FROM vectors WHERE rowid IN ({marks})", chunk).fetchall()
+            rows += conn.execute(f"SELECT rowid, vec FROM pictures WHERE rowid IN ({marks})", chunk).fetchall()
         return self._unpack(rows)
 
     def errors(self) -> list[dict[str, Any]]:
@@ -305,6 +266,8 @@ class ProductStore:
     # --- writes --------------------------------------------------------------------------------
     def _begin(self) -> tuple[sqlite3.Connection, int]:
         conn = self._conn()
+        if self._local.read_only:
+            raise read_only_error(self._local.read_only, self.path)
         conn.execute("BEGIN IMMEDIATE")
         seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
         conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
@@ -316,23 +279,27 @@ class ProductStore:
             conn, seq = self._begin()
             try:
                 existing = self._rowids_of(conn, [it.product.id for it in items])
-                vectors: list[tuple[int, bytes]] = []
                 texts: dict[int, Product] = {}
+                gone: list[int] = []
                 for item in items:
                     rowid = self._upsert_one(conn, seq, item, existing.get(item.product.id))
                     existing[item.product.id] = rowid  # the same id twice in a batch: the second updates
                     texts[rowid] = item.product
-                    if item.vector is not None:
-                        vectors.append((rowid, self._vector_blob(item.vector)))
+                    vecs = item.vectors()
+                    if vecs is not None:
+                        pictures = item.picture_rows()[:MAX_PICTURES]
+                        blobs = [self._vector_blob(v) for v in vecs[:MAX_PICTURES]]
+                        gone += write_pictures(conn, seq, rowid, pictures, blobs)
                 write_text_rows(conn, texts.items())
-                conn.executemany("INSERT OR REPLACE INTO vectors(rowid, vec) VALUES (?, ?)", vectors)
+                conn.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?)", [(g, seq) for g in gone])
                 conn.executemany("DELETE FROM ingest_errors WHERE id = ?", [(it.product.id,) for it in items])
                 conn.executemany(
                     "INSERT OR REPLACE INTO ingest_errors(id, image, error) VALUES (?, ?, ?)", list(errors)
                 )
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                rollback(conn)  # SQLite has already rolled back on a full disk
+                raise_if_full(exc)
                 raise
         return seq
 
@@ -354,31 +321,45 @@ class ProductStore:
     def _upsert_one(self, conn: sqlite3.Connection, seq: int, item: UpsertItem, rowid: int | None) -> int:
         """Write one product row (not its vector); returns its row id."""
         p = item.product
+        vecs = item.vectors()
+        pictures = item.picture_rows()[:MAX_PICTURES] if vecs is not None else []
+        if pictures:  # the stored row names the pictures written (a picture past MAX_PICTURES is not kept)
+            images = [pic.image for pic in pictures if pic.image]
+            main = pictures[0]
+        else:
+            images, main = list(p.images), StoredPicture(p.image, item.image_sha, item.image_file)
+        stock = None if p.in_stock is None else int(p.in_stock)
         values = (
             p.id, p.title, p.brand, p.category, p.subcategory, p.article_type, p.colour, p.gender,
-            p.price, p.image, p.url, json.dumps(p.extra or {}, default=str),
+            p.price, images[0] if images else p.image, p.url, json.dumps(p.extra or {}, default=str),
+            images_text(images), stock,
         )  # fmt: skip
         if rowid is None:
-            if item.vector is None:
+            if vecs is None or not len(vecs):
                 raise CatalogError(f"product {p.id!r} is new and has no embedding")
-            self._vector_blob(item.vector)  # check the dimension before writing anything
+            for v in vecs:
+                self._vector_blob(v)  # check the dimension before writing anything
             cur = conn.execute(
-                f"INSERT INTO products({', '.join(PRODUCT_COLUMNS)}, image_sha, image_file, meta_hash, seq, vec_seq)"
-                f" VALUES ({', '.join('?' * len(PRODUCT_COLUMNS))}, ?, ?, ?, ?, ?)",
-                (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq),
+                f"INSERT INTO products({', '.join(PRODUCT_COLUMNS)}, image_sha, image_file, meta_hash, seq, vec_seq,"
+                f" n_pictures) VALUES ({', '.join('?' * len(PRODUCT_COLUMNS))}, ?, ?, ?, ?, ?, ?)",
+                (*values, main.image_sha, main.image_file, p.metadata_hash(), seq, seq, len(pictures)),
             )
             return int(cur.lastrowid or 0)
-        sets = ", ".join(f"{c} = ?" for c in PRODUCT_COLUMNS)
-        if item.vector is None:
+        if vecs is None:
+            # metadata only: the pictures stay, and so does what the row says of them when the product names none
+            cols = [c for c in PRODUCT_COLUMNS if p.images or c not in ("image", "images")]
+            vals = [v for c, v in zip(PRODUCT_COLUMNS, values, strict=True) if c in cols]
+            sets = ", ".join(f"{c} = ?" for c in cols)
             conn.execute(
                 f"UPDATE products SET {sets}, meta_hash = ?, seq = ? WHERE rowid = ?",
-                (*values, p.metadata_hash(), seq, rowid),
+                (*vals, p.metadata_hash(), seq, rowid),
             )
         else:
+            sets = ", ".join(f"{c} = ?" for c in PRODUCT_COLUMNS)
             conn.execute(
                 f"UPDATE products SET {sets}, image_sha = ?, image_file = ?, meta_hash = ?, seq = ?, "
-                "vec_seq = ? WHERE rowid = ?",
-                (*values, item.image_sha, item.image_file, p.metadata_hash(), seq, seq, rowid),
+                "vec_seq = ?, n_pictures = ? WHERE rowid = ?",
+                (*values, main.image_sha, main.image_file, p.metadata_hash(), seq, seq, len(pictures), rowid),
             )
         return rowid
 
@@ -388,32 +369,31 @@ class ProductStore:
             conn, seq = self._begin()
             try:
                 rowids: list[int] = []
-                files: list[str] = []
                 for chunk in _chunks(list(product_ids), 500):
                     marks = ",".join("?" * len(chunk))
-                    rows = conn.execute(
-                        f"SELECT rowid, image_file FROM products WHERE id IN ({marks})", chunk
-                    ).fetchall()
-                    for row in rows:
-                        rowids.append(int(row[0]))
-                        if row[1]:
-                            files.append(row[1])
+                    rows = conn.execute(f"SELECT rowid FROM products WHERE id IN ({marks})", chunk).fetchall()
+                    rowids += [int(row[0]) for row in rows]
                     conn.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM ingest_errors WHERE id IN ({marks})", chunk)
-                conn.executemany("DELETE FROM vectors WHERE rowid = ?", [(r,) for r in rowids])
+                picture_ids, files = delete_pictures(conn, rowids)
                 delete_text_rows(conn, rowids)
                 conn.executemany(
-                    "INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", [(r, seq) for r in rowids]
+                    "INSERT OR REPLACE INTO tombstones(rowid, seq) VALUES (?, ?)", [(r, seq) for r in picture_ids]
                 )
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                rollback(conn)  # SQLite has already rolled back on a full disk
+                raise_if_full(exc)
                 raise
         return rowids, files
 
     def image_file_in_use(self, image_file: str) -> bool:
-        row = self._conn().execute("SELECT 1 FROM products WHERE image_file = ? LIMIT 1", (image_file,)).fetchone()
+        row = self._conn().execute("SELECT 1 FROM pictures WHERE image_file = ? LIMIT 1", (image_file,)).fetchone()
         return row is not None
+
+    def quick_check(self) -> list[str]:
+        """What SQLite's ``PRAGMA quick_check`` finds wrong in the store's pages (empty: sound); reads them all."""
+        return quick_check(self._conn())
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -435,6 +415,8 @@ class ProductStore:
         if filters.max_price is not None:
             clauses.append("price <= ?")
             params.append(float(filters.max_price))
+        if filters.in_stock is not None:
+            clauses.append("(in_stock IS NULL OR in_stock != 0)" if filters.in_stock else "in_stock = 0")
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

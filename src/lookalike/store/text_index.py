@@ -161,7 +161,12 @@ def ensure_text_index(conn: sqlite3.Connection, to_product: Callable[[sqlite3.Ro
     row = conn.execute("SELECT value FROM meta WHERE key = 'text_index'").fetchone()
     if row is not None and row[0] == TEXT_INDEX_VERSION and _has_table(conn):
         return False
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:  # a store opened read-only (a full disk): words search by FTS5 waits
+        if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+            return False
+        raise
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'text_index'").fetchone()
         if row is not None and row[0] == TEXT_INDEX_VERSION and _has_table(conn):
@@ -175,7 +180,8 @@ def ensure_text_index(conn: sqlite3.Connection, to_product: Callable[[sqlite3.Ro
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('text_index', ?)", (TEXT_INDEX_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+            conn.execute("ROLLBACK")
         raise
     return True
 
