@@ -149,26 +149,31 @@ def migrate(
     for batch in _batched(src.backend.iter_ids(), batch_size):
         states = src.backend.states(batch)
         products = _products(src.backend, batch)
-        vectors = src.backend.vectors_of(batch)
+        vectors = src.backend.picture_vectors_of(batch)  # every picture's vector
         existing = dst.backend.states(batch)
         items: list[UpsertItem] = []
         for pid in batch:
             product, vector, state = products.get(pid), vectors.get(pid), states.get(pid)
             if product is None or vector is None or state is None:
                 continue  # deleted from the source meanwhile: the final count check will say so
-            if state.image_file:
-                source_file = src.images_dir / state.image_file
-                target_file = dst.images_dir / state.image_file
+            pictures = state.all_pictures()
+            for pic in pictures:
+                if not pic.image_file:
+                    continue
+                source_file = src.images_dir / pic.image_file
+                target_file = dst.images_dir / pic.image_file
                 if not target_file.exists():
                     if source_file.is_file():
                         _copy_picture(source_file, target_file)
                         report.pictures += 1
-                    else:
+                    elif pid not in report.missing_pictures:
                         report.missing_pictures.append(pid)
             if existing.get(pid) == state:
                 report.unchanged += 1
                 continue
-            items.append(UpsertItem(product, vector, image_sha=state.image_sha, image_file=state.image_file))
+            if len(vector) != len(pictures):
+                raise CatalogError(f"{src.path}: {pid!r} has {len(pictures)} pictures, {len(vector)} vectors")
+            items.append(UpsertItem(product, vector, state.image_sha, state.image_file, pictures))
         if items:
             dst.backend.upsert(items)
             landed = dst.backend.states([it.product.id for it in items])

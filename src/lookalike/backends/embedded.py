@@ -288,6 +288,7 @@ class EmbeddedBackend(ProductStore):
     def describe(self) -> dict[str, Any]:
         with self._lock:
             info: dict[str, Any] = {"backend": self.kind, "index": self.index.kind, "seq": self.seq()}
+            info["pictures"] = self.picture_stats()[1]
             choice = self.index.choice()
             if choice.nlist:
                 info["index_params"] = {

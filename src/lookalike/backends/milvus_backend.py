@@ -22,7 +22,6 @@ from lookalike.backends.milvus_schema import (
     MANIFEST_PROPERTY,
     MAX_VARCHAR,
     NAME_RE,
-    PRODUCT_FIELDS,
     STATE_FIELDS,
     TEXT_FIELDS,
     VECTOR,
@@ -225,7 +224,7 @@ class MilvusBackend(MilvusPictures):
 
     def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
         """Products by id (missing ids are left out)."""
-        return {pid: _product(row) for pid, row in self._rows(product_ids, PRODUCT_FIELDS).items()}
+        return {pid: _product(row) for pid, row in self._rows(product_ids, self.product_fields).items()}
 
     def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Product]:
         """A page of products in product-id order (the embedded backend pages in insertion order)."""
@@ -233,10 +232,10 @@ class MilvusBackend(MilvusPictures):
             return []
         expr = self._main(self._filter(filters))
         if offset + limit <= SCAN_BATCH:
-            rows = self._query(expr or 'id >= ""', PRODUCT_FIELDS, limit=limit, offset=offset, ordered=True)
+            rows = self._query(expr or 'id >= ""', self.product_fields, limit=limit, offset=offset, ordered=True)
             return [_product(r) for r in rows]
         out: list[Product] = []
-        for i, row in enumerate(self._scan(PRODUCT_FIELDS[1:], expr)):
+        for i, row in enumerate(self._scan(self.product_fields[1:], expr)):
             if i >= offset + limit:
                 break
             if i >= offset:

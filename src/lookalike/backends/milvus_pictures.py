@@ -75,6 +75,11 @@ class MilvusPictures:
             self._layout = any(f.get("name") == "position" for f in desc.get("fields", []))
         return self._layout
 
+    @property
+    def product_fields(self) -> tuple[str, ...]:
+        """The fields a product is read from (with its pictures' sources and its stock in this layout)."""
+        return (*PRODUCT_FIELDS, "images", "stock") if self.picture_rows_layout else PRODUCT_FIELDS
+
     def _main(self, expr: str) -> str:
         """``expr`` restricted to main-picture rows (one per product)."""
         if not self.picture_rows_layout:
@@ -151,7 +156,7 @@ class MilvusPictures:
         return out
 
     def _search(self, q: np.ndarray, limit: int, expr: str) -> list[list[dict[str, Any]]]:
-        fields = [*PRODUCT_FIELDS, "product", "position", "images", "stock"] if self.picture_rows_layout else None
+        fields = [*self.product_fields, "product", "position"]
         with calling("search"):
             found = self.client.search(
                 self.collection,
@@ -159,7 +164,7 @@ class MilvusPictures:
                 anns_field=VECTOR,
                 limit=limit,
                 filter=expr,
-                output_fields=list(fields or PRODUCT_FIELDS),
+                output_fields=fields,
                 search_params=self.index_config.for_search(limit),
                 consistency_level=self.consistency_level,
             )

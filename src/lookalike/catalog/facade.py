@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,13 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
-from lookalike.catalog import query, words
+from lookalike.catalog import product_pictures, query, words
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
+from lookalike.catalog.check import verify_backend
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
 from lookalike.catalog.ingest import ingest as run_ingest
+from lookalike.catalog.ingest_lock import ingest_lock
 from lookalike.catalog.model_files import load_extractor
 from lookalike.catalog.pictures import PictureStore
 from lookalike.catalog.query import ImageInput, SearchResult
@@ -84,6 +88,7 @@ class Catalog:
         self.text_weight = TEXT_BM25_WEIGHT
         self.image_text_weight = IMAGE_TEXT_WEIGHT
         self.words_colour_weight = WORDS_COLOUR_WEIGHT
+        self.spelling = True  # misspelt words of a words query corrected first (lookalike.catalog.spelling)
         self._text_encoder: Any = None
         self._article_types: tuple[int, tuple[str, ...]] | None = None
         self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES
@@ -173,7 +178,7 @@ class Catalog:
 
     def close(self) -> None:
         """Checkpoint the index if it moved, record its type in the manifest, and close the backend."""
-        with contextlib.suppress(LookalikeError, OSError):
+        with contextlib.suppress(LookalikeError, OSError, sqlite3.DatabaseError):  # a damaged store still closes
             self._record_index()
         self.backend.close()
 
@@ -193,8 +198,10 @@ class Catalog:
         record_index(self.path, self.manifest, self.backend)
 
     def verify(self) -> dict[str, Any]:
-        """Check that the index and the product store hold the same products."""
-        return self.backend.verify()
+        """Check that the index and the product store hold the same products and (embedded) that the store's
+        pages are sound (SQLite's quick_check): ``ok``, and ``problems``, one line each
+        (:func:`~lookalike.catalog.check.verify_backend`)."""
+        return verify_backend(self.backend)
 
     # --- images --------------------------------------------------------------------------------
     @property
@@ -202,9 +209,19 @@ class Catalog:
         """The folder of the catalogue's pictures (:class:`~lookalike.catalog.pictures.PictureStore`)."""
         return self.pictures.root
 
-    def image_path(self, product_id: str) -> Path:
-        """The stored picture of a product (always inside the catalogue's picture folder)."""
+    def image_path(self, product_id: str, position: int = 0) -> Path:
+        """A product's stored picture: its main one, or the one at ``position`` (inside the picture folder)."""
+        if position:
+            return product_pictures.picture_path(self, product_id, position)
         return self.pictures.image_path(self.store, product_id)
+
+    def add_picture(self, product_id: str, image: ImageInput) -> int:
+        """Add a picture to a product (after its others; :mod:`~lookalike.catalog.product_pictures`)."""
+        name = None if isinstance(image, bytes | bytearray | memoryview | Image.Image) else os.fspath(image)
+        return product_pictures.add_picture(self, product_id, self._image_bytes(image), name)
+
+    def remove_picture(self, product_id: str, position: int) -> None:
+        product_pictures.remove_picture(self, product_id, position)
 
     # --- ingest --------------------------------------------------------------------------------
     def ingest(
@@ -216,21 +233,14 @@ class Catalog:
         progress: Callable[[IngestProgress], None] | None = None,
         processes: bool | None = None,
     ) -> IngestReport:
-        """Add or update products in batches; each batch is one transaction (resumable).
-
-        Unchanged products (same picture bytes, same metadata) are skipped without decoding, so running
-        the same ingest again after an interruption finishes the rest. A product whose picture cannot
-        be read is reported in ``IngestReport.failed`` and skipped; the rest of its batch goes on.
-
-        A pipeline: ``workers`` worker processes (``processes=True``; the default on Linux for ingests
-        of more than 256 records with a model whose preprocessing is a plain :class:`PreprocessCfg`) or
-        threads read, hash, decode (JPEG ``draft``) and resize pictures two batches ahead; this thread
-        normalises each batch and runs the model on it (for more than 256 records, the model's
-        :meth:`~lookalike.extractors.Extractor.bulk` twin); a writer thread stores the batch's pictures
-        (concurrently) and then its rows (one transaction) while the model works on the next batch.
-        ``progress`` is called here, after each commit and before the next one starts.
-        """
-        return run_ingest(self, records, batch_size, workers, refresh, progress, processes)
+        """Add or update products in batches; each batch is one transaction (resumable): unchanged products
+        (same pictures, same metadata) are skipped without decoding; a product whose pictures cannot be read is
+        reported in ``IngestReport.failed`` (some of them: ``IngestReport.partial``) and the rest goes on. The
+        pipeline (worker processes or threads, the model's bulk twin, the writer thread, ``progress`` after each
+        commit) is :func:`lookalike.catalog.ingest.ingest`'s. One ingest per catalogue at a time
+        (:class:`~lookalike.errors.CatalogBusyError` at once when another holds it)."""
+        with ingest_lock(self.images_dir):  # one ingest per catalogue at a time (CatalogBusyError)
+            return run_ingest(self, records, batch_size, workers, refresh, progress, processes)
 
     def upsert(self, product: Product, image: ImageInput | None = None) -> str:
         """Add or update one product. With no ``image``, only its metadata changes (it must exist)."""

@@ -32,6 +32,7 @@ from lookalike.catalog.prepare import (
     fast_cfg,
     model_input,
     picture_colour,
+    upload_name,
     worker_init,
 )
 from lookalike.colour.families import family_index
@@ -346,7 +347,7 @@ def add_product(host: IngestHost, product: Product, data: bytes | Sequence[bytes
     if family_index(product.colour) < 0:
         product = with_predicted_colour(product, picture_colour(pictures[0].image))  # type: ignore[arg-type]
     names = list(product.images)[: len(pictures)]
-    names += [None] * (len(pictures) - len(names))
+    names += [upload_name(p.sha or "") for p in pictures[len(names) :]]
     with host.pictures.locked():
         rels = [host.pictures.save(p, host.decode_limits) for p in pictures]
         kept = [StoredPicture(n, p.sha, r) for n, p, r in zip(names, pictures, rels, strict=True)]

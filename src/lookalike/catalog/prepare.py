@@ -42,8 +42,14 @@ __all__ = [
     "model_input",
     "normalise",
     "picture_colour",
+    "upload_name",
     "worker_init",
 ]
+
+
+def upload_name(sha: str) -> str:
+    """The name a picture sent as bytes is listed under in :attr:`Product.images` (it has no path or URL)."""
+    return f"upload:{sha[:16]}"
 
 
 def picture_colour(image: Image.Image) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from lookalike.catalog import Catalog
 from lookalike.errors import InvalidQueryError
 from lookalike.product import Filters
-from lookalike.service.schemas import FiltersIn
+from lookalike.service.schemas import FILTER_LIST, FiltersIn
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.urlpool import URLPool
 
@@ -63,14 +63,19 @@ def check_k(k: int | None, settings: ServiceSettings) -> int:
 
 
 def filter_query(
-    category: Annotated[list[str] | None, Query(description="Repeat for any of several values.")] = None,
-    subcategory: Annotated[list[str] | None, Query()] = None,
-    article_type: Annotated[list[str] | None, Query()] = None,
-    gender: Annotated[list[str] | None, Query()] = None,
-    colour: Annotated[list[str] | None, Query()] = None,
-    brand: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[
+        list[str] | None, Query(description="Repeat for any of several values.", json_schema_extra=FILTER_LIST)
+    ] = None,
+    subcategory: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
+    article_type: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
+    gender: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
+    colour: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
+    brand: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
     min_price: Annotated[float | None, Query(ge=0)] = None,
     max_price: Annotated[float | None, Query(ge=0)] = None,
+    in_stock: Annotated[
+        bool | None, Query(description="true: leave out products known to be out of stock; false: only those.")
+    ] = None,
 ) -> Filters:
     """Filters from query parameters (validated like the JSON ``filters`` object)."""
     return validated(
@@ -84,6 +89,7 @@ def filter_query(
             "brand": brand,
             "min_price": min_price,
             "max_price": max_price,
+            "in_stock": in_stock,
         },
         where="query",
     ).to_filters()

@@ -7,10 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lookalike.product import Product
+from lookalike.errors import InvalidProductError
+from lookalike.product import Product, validate_product_id
+from lookalike.service.patterns import WORDS_PATTERN
 from lookalike.service.schemas import _HTTP_URL, _MAX_ID, _MAX_TEXT, ProductOut
 
 __all__ = [
+    "ID_PATTERN",
     "DeleteOut",
     "FacetValue",
     "FacetsOut",
@@ -20,6 +23,10 @@ __all__ = [
     "ProductPage",
     "UpsertOut",
 ]
+
+
+#: A product id as JSON Schema says it (ECMA regex): something besides whitespace, no control characters.
+ID_PATTERN = WORDS_PATTERN
 
 
 # --- products -----------------------------------------------------------------------------------
@@ -41,8 +48,10 @@ class ProductForm(BaseModel):
     id: str = Field(
         min_length=1,
         max_length=_MAX_ID,
-        pattern=r"^[^/\x00-\x1f\x7f]+$",
-        description="The product id: no '/' or control characters, and not '.' or '..'.",
+        pattern=ID_PATTERN,
+        description="The product id: something besides whitespace, no control characters, not '.' or '..' (the "
+        "rule of every way in; '/' is fine: the API writes an id as one percent-encoded path segment).",
+        json_schema_extra={"not": {"enum": [".", ".."]}},
     )
     title: str | None = Field(default=None, max_length=1000)
     brand: str | None = Field(default=None, max_length=_MAX_TEXT)
@@ -64,10 +73,11 @@ class ProductForm(BaseModel):
 
     @field_validator("id")
     @classmethod
-    def _not_a_dot_segment(cls, value: str) -> str:
-        if value in (".", ".."):  # a browser resolves /api/products/%2E%2E/image to /api/image
-            raise ValueError("id cannot be '.' or '..'")
-        return value
+    def _product_id(cls, value: str) -> str:
+        try:  # the one rule for ids (lookalike.product), so the API takes what a CSV takes
+            return validate_product_id(value)
+        except InvalidProductError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("price", mode="before")
     @classmethod
@@ -130,6 +140,11 @@ class FacetsOut(BaseModel):
         description="Each field's values and counts over the products matching every filter but the field's own."
     )
     price: PriceRange | None = Field(default=None, description="The price range of the products matching the filters.")
+    in_stock: list[tuple[bool, int]] = Field(
+        default_factory=list,
+        description="How many products are known in stock (true) and out of stock (false), over those matching every "
+        "filter but in_stock; empty when the catalogue says nothing of stock (no 'in stock only' switch then).",
+    )
 
 
 class HealthOut(BaseModel):

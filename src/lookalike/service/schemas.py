@@ -3,12 +3,13 @@ facets and health are in :mod:`lookalike.service.product_schemas`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from lookalike.product import Filters, Hit, Product
+from lookalike.service.patterns import WORDS_PATTERN, colour_pattern
 
 __all__ = [
     "FILTER_NAMES",
@@ -22,12 +23,15 @@ __all__ = [
     "SearchUpload",
     "id_segment",
     "image_url",
+    "picture_url",
 ]
 
 FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "brand")
 _MAX_TEXT = 200
 _HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading space)
 _MAX_ID = 200
+#: A filter field's values, as the schema states them (the validator below enforces it: 422).
+FILTER_LIST: dict[str, Any] = {"maxItems": 50, "items": {"type": "string", "maxLength": _MAX_TEXT}}
 _COLLAPSE = (
     "Show products with the very same picture once: the best-ranked, listing the others in its duplicates "
     "(default: the service's setting, on)."
@@ -45,6 +49,11 @@ def id_segment(product_id: str) -> str:
 def image_url(product_id: str) -> str:
     """Where the API serves a product's stored picture."""
     return f"/api/products/{id_segment(product_id)}/image"
+
+
+def picture_url(product_id: str, position: int) -> str:
+    """Where the API serves a product's picture at ``position``."""
+    return f"/api/products/{id_segment(product_id)}/images/{int(position)}"
 
 
 def _as_list(value: Any) -> Any:
@@ -73,15 +82,20 @@ class _FilterFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    category: list[str] | None = None
-    subcategory: list[str] | None = None
-    article_type: list[str] | None = None
-    gender: list[str] | None = None
-    colour: list[str] | None = None
-    brand: list[str] | None = None
+    category: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    subcategory: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    article_type: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    gender: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    colour: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    brand: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
     min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_price: float | None = Field(
-        default=None, ge=0, allow_inf_nan=False, description="At least min_price when both are given."
+        default=None, ge=0, allow_inf_nan=False, description="Below min_price, the range is empty: nothing matches."
+    )
+    in_stock: bool | None = Field(
+        default=None,
+        description="true: leave out the products known to be out of stock (those whose stock is not known stay); "
+        "false: only those out of stock.",
     )
 
     @field_validator(*FILTER_NAMES, mode="before")
@@ -96,20 +110,16 @@ class _FilterFields(BaseModel):
             raise ValueError(f"at most 50 values of at most {_MAX_TEXT} characters")
         return value
 
-    @model_validator(mode="after")
-    def _price_order(self) -> Self:
-        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
-            raise ValueError("min_price is larger than max_price")
-        return self
-
 
 class FiltersIn(_FilterFields):
-    """Metadata filters: equality (case-insensitive; a list means any of) and a price range (``min_price``
-    at most ``max_price``; otherwise 422)."""
+    """Metadata filters: equality (case-insensitive; a list means any of) and a price range (a ``min_price`` above
+    ``max_price`` is an empty range: nothing matches)."""
 
     # the same fields, with examples for the JSON schema (an overridden field keeps its place)
-    category: list[str] | None = Field(default=None, examples=[["Apparel"]])
-    article_type: list[str] | None = Field(default=None, examples=[["Tshirts", "Shirts"]])
+    category: list[str] | None = Field(default=None, examples=[["Apparel"]], json_schema_extra=FILTER_LIST)
+    article_type: list[str] | None = Field(
+        default=None, examples=[["Tshirts", "Shirts"]], json_schema_extra=FILTER_LIST
+    )
 
     def to_filters(self) -> Filters:
         return Filters.from_kwargs(**self.model_dump())
@@ -160,10 +170,20 @@ class SearchRequest(BaseModel):
         },
     )
 
-    url: str | None = Field(default=None, max_length=2048, description="An http(s) image URL to fetch.")
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="An http(s) image URL to fetch (leading spaces are ignored).",
+        json_schema_extra={"pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://"},
+    )
     product_id: str | None = Field(default=None, min_length=1, max_length=_MAX_ID)
     text: str | None = Field(
-        default=None, min_length=1, max_length=_MAX_WORDS, description=_WORDS_DESCRIPTION, examples=["in red"]
+        default=None,
+        min_length=1,
+        max_length=_MAX_WORDS,
+        description=_WORDS_DESCRIPTION,
+        examples=["in red"],
+        json_schema_extra={"pattern": WORDS_PATTERN},
     )
     k: int | None = Field(default=None, ge=1, description="How many results (default and maximum: settings).")
     filters: FiltersIn = Field(default_factory=FiltersIn)
@@ -171,9 +191,10 @@ class SearchRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=_MAX_TEXT,
-        description="Colour preference ('this, but in red'): a colour name or family ranked first. Not a filter "
-        "(other colours still follow); the exact filter is filters.colour.",
+        description="Colour preference ('this, but in red'): a colour name or family ranked first, in any case "
+        "(others: 422). Not a filter (other colours still follow); the exact filter is filters.colour.",
         examples=["red"],
+        json_schema_extra={"pattern": colour_pattern()},
     )
     colour_rank: bool | None = Field(
         default=None, description="Re-rank by the query's colour (default: the service's setting, on)."
@@ -208,13 +229,18 @@ class _Upload(BaseModel):
         default=None,
         min_length=1,
         max_length=_MAX_TEXT,
-        description="Colour preference ('this, but in red'), ranked first; not a filter (the flat 'colour' field "
-        "is the exact filter).",
+        description="Colour preference ('this, but in red'), ranked first: a colour name or family, in any case "
+        "(others: 422); not a filter (the flat 'colour' field is the exact filter).",
+        json_schema_extra={"pattern": colour_pattern()},
     )
     colour_rank: bool | None = Field(default=None, description="Re-rank by the photo's colour (default: on).")
     collapse: bool | None = Field(default=None, description=_COLLAPSE)
     text: str | None = Field(
-        default=None, min_length=1, max_length=_MAX_WORDS, description="Words that move the photo's search ('in red')."
+        default=None,
+        min_length=1,
+        max_length=_MAX_WORDS,
+        description="Words that move the photo's search ('in red').",
+        json_schema_extra={"pattern": WORDS_PATTERN},
     )
 
 
@@ -252,14 +278,21 @@ class ProductOut(BaseModel):
     gender: str | None = None
     price: float | None = None
     url: str | None = Field(default=None, description="The product page, when the catalogue has one.")
-    image_url: str = Field(description="The stored picture, served by this API.")
+    in_stock: bool | None = Field(default=None, description="In stock (true), out of stock (false), or not known.")
+    image_url: str = Field(description="The main picture, served by this API.")
+    images: list[str] = Field(
+        default_factory=list,
+        description="Every picture of the product, in order (the first is the main one), served by this API.",
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_product(cls, product: Product) -> ProductOut:
         data = product.to_dict()
         data.pop("image", None)
-        return cls(**data, image_url=image_url(product.id))
+        count = max(1, len(data.pop("images", None) or []))
+        urls = [image_url(product.id)] + [picture_url(product.id, i) for i in range(1, count)]
+        return cls(**data, image_url=urls[0], images=urls)
 
 
 class HitOut(BaseModel):
@@ -283,6 +316,10 @@ class HitOut(BaseModel):
         description="Ids of other products with the very same picture, shown once as this hit (ranked below it); "
         "empty when none or when the search ran with collapse=false.",
     )
+    matched_image: int = Field(
+        default=0, ge=0, description="Which of the product's pictures matched best (an index into product.images)."
+    )
+    matched_image_url: str | None = Field(default=None, description="That picture, served by this API.")
     product: ProductOut
 
     @classmethod
@@ -294,6 +331,8 @@ class HitOut(BaseModel):
             colour_match=None if hit.colour_match is None else round(hit.colour_match, 6),
             rank_score=None if hit.rank_score is None else round(hit.rank_score, 6),
             duplicates=list(hit.duplicates),
+            matched_image=hit.matched_image,
+            matched_image_url=image_url(hit.id) if not hit.matched_image else picture_url(hit.id, hit.matched_image),
             product=ProductOut.from_product(hit.product),
         )
 
@@ -339,4 +378,9 @@ class SearchResponse(BaseModel):
     count: int
     took_ms: float
     colour: QueryColour
+    understood: str | None = Field(
+        default=None,
+        description='The words as searched when a misspelt word was corrected ("blak jeans" → "black jeans"); '
+        "null when the words were searched as typed.",
+    )
     hits: list[HitOut]

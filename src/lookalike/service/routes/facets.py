@@ -28,4 +28,5 @@ def facets(catalog: CatalogDep, filters: FiltersDep) -> FacetsOut:
         total=catalog.count(filters),
         fields={name: [FacetValue(value=str(v), count=n) for v, n in raw[name]] for name in FILTER_NAMES},
         price=PriceRange(min=price["min"], max=price["max"]) if price.get("min") is not None else None,
+        in_stock=[(bool(v), int(n)) for v, n in raw.get("in_stock", [])],
     )

@@ -6,7 +6,8 @@ import mimetypes
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +23,7 @@ from lookalike.service.deps import (
     require_admin,
     validated,
 )
+from lookalike.service.product_paths import product_id_param
 from lookalike.service.product_schemas import DeleteOut, ProductForm, ProductPage, UpsertOut
 from lookalike.service.routes.common import (
     body_kind,
@@ -36,7 +38,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/products", tags=["catalogue"])
 
-ProductId = Annotated[str, Path(min_length=1, max_length=200, description="The product id.")]
+ProductId = Annotated[str, Depends(product_id_param)]  # any stored id, as one encoded segment (product_paths)
 
 _UPSERT_BODY = {
     "requestBody": {
@@ -101,6 +103,71 @@ def product_image(catalog: CatalogDep, product_id: ProductId) -> FileResponse:
         raise ProductNotFoundError(f"product {product_id!r} has no stored picture") from exc
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get(
+    "/{product_id}/images/{position}",
+    response_class=FileResponse,
+    summary="One of a product's pictures (0: the main one)",
+    responses={**error_responses(404), 200: {"content": {"image/*": {}}, "description": "The picture."}},
+)
+def product_picture(
+    catalog: CatalogDep, product_id: ProductId, position: Annotated[int, FastPath(ge=0, le=10_000)]
+) -> FileResponse:
+    try:
+        path = catalog.image_path(product_id, position)
+    except CatalogError as exc:  # the product exists but this picture's file is gone
+        raise ProductNotFoundError(f"product {product_id!r} has no stored picture {position}") from exc
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.post(
+    "/{product_id}/images",
+    response_model=ProductOut,
+    status_code=201,
+    summary="Add a picture to a product (admin)",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def add_picture(request: Request, catalog: CatalogDep, product_id: ProductId) -> ProductOut:
+    """Multipart ``image``: added after the product's other pictures (the same picture again changes nothing)."""
+    if body_kind(request) != "form":
+        raise unsupported_body("multipart/form-data with an 'image' file")
+    data, _, _ = await read_image_form(request)
+    if data is None:
+        raise InvalidQueryError("image: send the picture as a multipart 'image' file")
+    await run_in_threadpool(catalog.add_picture, product_id, data)
+    return ProductOut.from_product(catalog.get(product_id))
+
+
+@router.delete(
+    "/{product_id}/images/{position}",
+    response_model=ProductOut,
+    summary="Remove one of a product's pictures (admin)",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 403, 404, 422),
+)
+def remove_picture(
+    catalog: CatalogDep, product_id: ProductId, position: Annotated[int, FastPath(ge=0, le=10_000)]
+) -> ProductOut:
+    """The next picture becomes the main one when the main one goes; a product keeps at least one (422)."""
+    catalog.remove_picture(product_id, position)
+    return ProductOut.from_product(catalog.get(product_id))
 
 
 @router.post(
