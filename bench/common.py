@@ -183,13 +183,18 @@ class Synthesizer:
 
 
 def catalog_vectors(path: Path, chunk: int = 20_000) -> tuple[list[str], np.ndarray]:
-    """Product ids and vectors of an embedded catalogue, in row order (streamed: one copy in memory)."""
+    """Product ids and main-picture vectors of an embedded catalogue, in row order (streamed: one copy in memory)."""
+    from lookalike import Catalog
+
+    Catalog.open(path).close()  # a catalogue of an earlier release: its store upgraded (a vector per picture)
     conn = sqlite3.connect(Path(path) / "products.db")
     n = conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
-    first = conn.execute("SELECT vec FROM vectors LIMIT 1").fetchone()[0]
+    first = conn.execute("SELECT vec FROM pictures LIMIT 1").fetchone()[0]
     out = np.empty((n, len(first) // 4), dtype=np.float32)
     ids: list[str] = []
-    cur = conn.execute("SELECT p.id, v.vec FROM products p JOIN vectors v ON v.rowid = p.rowid ORDER BY p.rowid")
+    cur = conn.execute(  # each product's main picture
+        "SELECT p.id, x.vec FROM products p JOIN pictures x ON x.product = p.rowid AND x.position = 0 ORDER BY p.rowid"
+    )
     while rows := cur.fetchmany(chunk):
         out[len(ids) : len(ids) + len(rows)] = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
             len(rows), -1
