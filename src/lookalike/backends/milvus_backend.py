@@ -432,6 +432,7 @@ class MilvusBackend(MilvusPictures):
             "backend": self.kind,
             "uri": redact(self.uri),
             "collection": self.collection,
+            "pictures": self.verify()["pictures"],
             "index": self.index_config.type,
             "metric": "cosine",
             "consistency": self.consistency_level,
