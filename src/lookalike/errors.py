@@ -1,7 +1,8 @@
 """One exception tree for the whole library.
 
 Every error lookalike raises on purpose is a :class:`LookalikeError`. The CLI turns it into one line and
-a non-zero exit code; the web service turns it into a JSON response whose status comes from
+a non-zero exit code (``exit_code``: 1, or 65 for a damaged catalogue, 74 for a full disk, 75 when another
+ingest holds the catalogue); the web service turns it into a JSON response whose status comes from
 ``status_code``. Lower-layer errors (Pillow, SQLite, httpx, onnxruntime) are mapped to these at the
 boundary where they happen, never leaked.
 """
@@ -9,9 +10,12 @@ boundary where they happen, never leaked.
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusyError",
+    "CatalogDamagedError",
     "CatalogError",
     "CatalogExistsError",
     "CatalogNotFoundError",
+    "CatalogSwitchedError",
     "ExtractorNotFoundError",
     "FetchError",
     "FetchTimeoutError",
@@ -26,6 +30,7 @@ __all__ = [
     "ModelMismatchError",
     "ProductNotFoundError",
     "SourceError",
+    "StorageFullError",
     "URLNotAllowedError",
     "UnsupportedContentTypeError",
     "UnsupportedImageError",
@@ -130,6 +135,36 @@ class ModelMismatchError(CatalogError):
     """The catalogue was built with another extractor than the one asked for."""
 
     status_code = 409
+
+
+class CatalogBusyError(CatalogError):
+    """Another ingest is running on this catalogue (its ingest lock is held)."""
+
+    status_code = 409
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class CatalogSwitchedError(CatalogError):
+    """A write reached a generation of the catalogue that no longer serves (``lookalike reindex`` switched it
+    meanwhile): nothing was written; open the catalogue again (the service does so by itself) and retry."""
+
+    status_code = 503
+    exit_code = 75  # EX_TEMPFAIL: run it again
+
+
+class CatalogDamagedError(CatalogError):
+    """The catalogue's files are damaged (a product store page SQLite cannot read); ``lookalike check`` lists
+    what is wrong."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class StorageFullError(CatalogError):
+    """The disk (or the user's quota) is full: nothing was written (SQLite rolled back, no half picture
+    kept). Free space and try again; an interrupted ingest resumes."""
+
+    status_code = 507  # Insufficient Storage
+    exit_code = 74  # EX_IOERR
 
 
 class ProductNotFoundError(LookalikeError):

@@ -1,13 +1,51 @@
-"""Atomic file writes: a temp file in the target's folder, written (and fsynced), then renamed over it."""
+"""Atomic file writes: a temp file in the target's folder, written (and fsynced), then renamed over it; and
+telling a full disk from other write errors (:func:`is_disk_full`, :func:`full_disk_error`)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["atomic_copy", "atomic_write"]
+from lookalike.errors import StorageFullError
+
+__all__ = ["as_storage_error", "atomic_copy", "atomic_write", "full_disk_error", "is_disk_full"]
+
+#: errno values that mean "no room to write": the disk is full, or the user's quota is used up.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the quota) is full: an ``OSError`` with ENOSPC or EDQUOT, or SQLite's
+    ``database or disk is full`` (SQLITE_FULL)."""
+    if isinstance(exc, StorageFullError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name.startswith("SQLITE_FULL") or "database or disk is full" in str(exc)
+    return False
+
+
+def full_disk_error(exc: BaseException, what: str) -> StorageFullError:
+    """The :class:`StorageFullError` for a disk-full ``exc`` met while doing ``what`` ("storing a picture")."""
+    if isinstance(exc, StorageFullError):
+        return exc
+    detail = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+    return StorageFullError(f"disk full while {what} ({detail}): nothing was written; free some space and try again")
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def as_storage_error(exc: E, what: str) -> E | StorageFullError:
+    """``exc``, or its :class:`StorageFullError` when it says the disk is full."""
+    return full_disk_error(exc, what) if is_disk_full(exc) else exc
 
 
 def atomic_write(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import numbers
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -28,9 +29,16 @@ __all__ = [
 PREDICTED_COLOUR = "predicted_colour"
 
 
+#: Control characters (Unicode category Cc: C0, DEL, C1) and lone surrogates (Cs): never in a product id.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def validate_product_id(value: Any) -> str:
-    """``value`` if it can be a product id: a string with something besides whitespace (Unicode
-    whitespace too: no-break and ideographic spaces, NEL). Raises :class:`InvalidProductError`."""
+    """``value`` if it can be a product id, the one rule for every way in (API, CSV, folder, Python): a string
+    with something besides whitespace (Unicode whitespace too: no-break and ideographic spaces, NEL), without
+    control characters (NUL, tab, newline, DEL, C1) or lone surrogates, and not ``.`` or ``..`` (which browsers
+    resolve as path steps even when written ``%2E``). ``/`` and any other character are fine: the API reaches
+    every stored id as one percent-encoded path segment. Raises :class:`InvalidProductError`."""
     if value is None:
         raise InvalidProductError("product id is missing (or empty, or only whitespace)")
     if not isinstance(value, str):
@@ -38,6 +46,11 @@ def validate_product_id(value: Any) -> str:
     if not value.strip():
         what = "empty" if not value else f"only whitespace ({value!r})"
         raise InvalidProductError(f"product id is {what}")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise InvalidProductError(f"product id {value!r} has a control character ({bad.group()!r})")
+    if value in (".", ".."):
+        raise InvalidProductError(f"product id cannot be {value!r} (browsers read it as a path step)")
     return value
 
 

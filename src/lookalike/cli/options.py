@@ -23,8 +23,10 @@ __all__ = [
     "BackendOpt",
     "CatalogArg",
     "DatasetsOpt",
+    "LikeOpt",
     "QuietOpt",
     "TokenOpt",
+    "UnlikeOpt",
     "UriOpt",
     "err",
     "interrupted",
@@ -59,6 +61,13 @@ TokenOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 AllowPrivateOpt = Annotated[bool, typer.Option(help="Allow image URLs on private hosts.")]
 DatasetsOpt = Annotated[Path | None, typer.Option("--datasets", help="Datasets folder (default: $LOOKALIKE_DATASETS).")]
+LikeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--like", help="A liked product id, repeatable: more like these (alone: 'more like these' only)."),
+]
+UnlikeOpt = Annotated[
+    list[str] | None, typer.Option("--unlike", help="A disliked product id, repeatable: less like these.")
+]
 
 
 def progress_shown(quiet: bool) -> bool:
@@ -142,8 +151,28 @@ def run_app(app: typer.Typer) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
+        known = _known_error(exc)
+        if known is not None:
+            err.print(f"[red]error:[/] {escape(str(known))}", highlight=False)
+            raise SystemExit(known.exit_code) from None
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
             exc.show()
             raise SystemExit(exc.exit_code) from None
         err.print(f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
+
+
+def _known_error(exc: Exception) -> LookalikeError | None:
+    """A full disk (ENOSPC, EDQUOT, SQLITE_FULL) or a damaged product store met outside the library's own
+    boundaries, as the lookalike error it is (its exit code: 74, 65); None for anything else."""
+    import sqlite3
+
+    from lookalike.errors import CatalogDamagedError
+    from lookalike.fsutil import full_disk_error, is_disk_full
+    from lookalike.store.health import damaged
+
+    if is_disk_full(exc):
+        return full_disk_error(exc, "writing")
+    if isinstance(exc, sqlite3.DatabaseError) and damaged(exc):
+        return CatalogDamagedError(f"the catalogue's product store is damaged ({exc}); run lookalike check")
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -113,4 +114,28 @@ def serve(
         secret = SecretStr(token) if token else settings.milvus_token
         settings = settings.model_copy(update={"backend": backend, "milvus_uri": uri, "milvus_token": secret})
     err.print(f"serving {catalog} on http://{host}:{port} (API docs at /docs)", highlight=False)
-    uvicorn.run(create_app(catalog, settings), host=host, port=port, log_level=log_level, timeout_keep_alive=75)
+    app = create_app(catalog, settings)
+    quiet = _StartupFailure(app)
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=75)
+    except SystemExit:
+        failed = getattr(app.state, "startup_error", None)
+        if failed is not None:  # one line and the error's exit code (run_app), not uvicorn's traceback and 3
+            raise failed from None
+        raise
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+
+
+class _StartupFailure(logging.Filter):
+    """Drops uvicorn's error records (the traceback, "Application startup failed") once the catalogue failed
+    to open: ``serve`` says why in one line instead."""
+
+    def __init__(self, app: object) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failed = getattr(getattr(self.app, "state", None), "startup_error", None)
+        return failed is None or record.levelno < logging.ERROR

@@ -98,6 +98,8 @@ DEFAULT_LIMITS = DecodeLimits()
 def read_image_bytes(path: str | os.PathLike[str], limits: DecodeLimits = DEFAULT_LIMITS) -> bytes:
     """Read a local image file, refusing files over the byte cap before reading them."""
     p = Path(path)
+    if "\x00" in str(p):  # os.stat would raise ValueError ("embedded null byte")
+        raise ImageDecodeError(f"{str(p)!r}: a path cannot hold a NUL character")
     try:
         size = p.stat().st_size
     except FileNotFoundError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import CatalogDamagedError, LookalikeError, StorageFullError
+from lookalike.fsutil import full_disk_error, is_disk_full
+from lookalike.store.health import damaged
 
 __all__ = ["install_handlers", "validation_summary"]
 
@@ -41,9 +44,21 @@ def validation_summary(errors: list[dict[str, Any]]) -> str:
 async def _lookalike_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LookalikeError)
     status = exc.status_code
-    if status >= 500:
+    if isinstance(exc, StorageFullError):  # an operator's problem, not a bug: one line, no traceback
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+    elif status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    """SQLite errors that reach the boundary: a full disk (507), a damaged store (500, saying so), else 500."""
+    if is_disk_full(exc):
+        return await _lookalike_error(request, full_disk_error(exc, "writing to the product store"))
+    if damaged(exc):
+        problem = CatalogDamagedError(f"the catalogue's product store is damaged ({exc}); run lookalike check")
+        return await _lookalike_error(request, problem)
+    return await _unexpected(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -92,6 +107,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(LookalikeError, _lookalike_error)
+    app.add_exception_handler(sqlite3.DatabaseError, _store_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,11 @@ class Changes:
 
 
 class ProductStore(PictureReads):
-    """Thread-safe access to ``products.db`` (one connection per thread, WAL mode)."""
+    """Thread-safe access to ``products.db`` (one connection per thread, WAL mode). ``write_guard``, when set, runs
+    inside every write transaction once it holds SQLite's write lock, and may refuse the write by raising (a
+    catalogue generation that no longer serves: :mod:`lookalike.catalog.generations`)."""
+
+    write_guard: Callable[[], None] | None = None
 
     def __init__(self, path: str | Path, dim: int, create: bool = False) -> None:
         self.path = Path(path)
@@ -269,6 +273,12 @@ class ProductStore(PictureReads):
         if self._local.read_only:
             raise read_only_error(self._local.read_only, self.path)
         conn.execute("BEGIN IMMEDIATE")
+        if self.write_guard is not None:
+            try:
+                self.write_guard()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
         conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
         return conn, seq
