@@ -14,7 +14,7 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -154,13 +154,16 @@ class SearchResult:
     """The hits of a search and the colour it ranked by: ``colour`` (a family of
     :data:`lookalike.colour.FAMILIES`, or None when no colour stage ran), where it came from
     (``colour_source``: "detected" from the picture, "preference" as asked, "product" from the product's
-    colour), and ``detected``: the query picture's colour as seen (also when a preference overrides it)."""
+    colour, "liked" the liked products' agreed colour), and ``detected``: the query picture's colour as seen
+    (also when a preference overrides it)."""
 
     hits: list[Hit]
     colour: str | None = None
     colour_source: str | None = None
     detected: ColourEstimate | None = None
     understood: str | None = None  # the words as corrected, when a misspelt word was (catalog.spelling)
+    #: Judged ids left out because no product has them now (a feedback search with ``ignore_missing``).
+    ignored: list[str] = field(default_factory=list)
 
 
 def _colour_plan(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +17,10 @@ from lookalike.cli.options import (
     AllowPrivateOpt,
     BackendOpt,
     CatalogArg,
+    LikeOpt,
     QuietOpt,
     TokenOpt,
+    UnlikeOpt,
     UriOpt,
     err,
     interrupted,
@@ -24,9 +28,15 @@ from lookalike.cli.options import (
     out,
     progress_shown,
 )
-from lookalike.errors import LookalikeError, SourceError
+from lookalike.cli.ray_opts import RayActorsOpt, RayAddressOpt, RayCpusOpt, RayOpt, ingest_runner
+from lookalike.cli.search_output import json_result, nothing_found, print_hits
+from lookalike.errors import LookalikeError, SourceError, StorageFullError
 
 __all__ = ["delete", "info", "ingest", "search"]
+
+#: Without a progress bar (output not a terminal: a log, a CI run), ``ingest`` logs a line every this many
+#: products, or every 10 s.
+LOG_EVERY = 1000
 
 
 def _filters(
@@ -38,6 +48,7 @@ def _filters(
     brand: str | None,
     min_price: float | None,
     max_price: float | None,
+    in_stock: bool = False,
 ):  # type: ignore[no-untyped-def]
     from lookalike.product import Filters
 
@@ -50,6 +61,7 @@ def _filters(
         brand=brand,
         min_price=min_price,
         max_price=max_price,
+        in_stock=True if in_stock else None,  # the flag: leave out what is known to be out of stock
     )
 
 
@@ -70,6 +82,10 @@ def ingest(
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_actors: RayActorsOpt = None,
+    ray_cpus: RayCpusOpt = 1.0,
 ) -> None:
     """Add or update products from a folder or a CSV. Resumable: re-run to finish an interrupted ingest."""
     from lookalike.catalog import IngestProgress, IngestReport
@@ -84,15 +100,25 @@ def ingest(
         if not sep or not fld or not col:
             raise SourceError(f"--map takes FIELD=COLUMN, got {item!r}")
         columns[fld.strip()] = col.strip()
-    records = list(read_csv(csv, columns) if csv is not None else read_folder(images))  # type: ignore[arg-type]
+    try:
+        records = list(read_csv(csv, columns) if csv is not None else read_folder(images))  # type: ignore[arg-type]
+    except SourceError as exc:
+        if csv is not None or not str(exc).startswith("no image files"):
+            raise
+        out.print(f"nothing to add: {exc}", highlight=False, markup=False)  # an empty folder is not a failure
+        return
     if limit is not None:
         records = records[:limit]
+    if not records:
+        out.print(f"nothing to add: {csv or images} has no products", highlight=False, markup=False)
+        return
     fetch = FetchSettings(allow_private=allow_private_urls)
     chosen = {"extractor": model} if model else {}  # none: an existing catalogue's, or the default model
     cat = open_catalog(catalog, backend, uri, token, create=True, fetch_settings=fetch, **chosen)
     with cat:
         before = len(cat)
         seen: list[IngestReport] = []  # the ingest's running report, once a batch is committed
+        logged = [0, time.monotonic()]  # products and time of the last progress line (no bar: a log, a CI run)
         progress = Progress(
             TextColumn("[bold]ingest"),
             BarColumn(),
@@ -112,13 +138,26 @@ def ingest(
                     r = p.report
                     elapsed = max(1e-9, progress.tasks[task].elapsed or 1e-9)
                     progress.update(task, completed=p.done, rate=r.embedded / elapsed, failed=len(r.failed))
+                    now = time.monotonic()
+                    if progress.disable and not quiet and (p.done - logged[0] >= LOG_EVERY or now - logged[1] >= 10):
+                        logged[:] = [p.done, now]
+                        line = f"ingest: {p.done:,} of {len(records):,} products, {len(r.failed):,} failed, "
+                        err.print(line + f"{r.embedded / elapsed:.1f} img/s", highlight=False, markup=False)
 
-                report = cat.ingest(records, batch_size=batch_size, refresh=refresh, progress=on_batch)
+                run = ingest_runner(cat, ray, ray_address, ray_actors, ray_cpus)  # cat.ingest, or on a Ray cluster
+                report = run(records, batch_size=batch_size, refresh=refresh, progress=on_batch)
         except KeyboardInterrupt:  # the library re-raises once the batch in flight is committed
             done = seen[0].added + seen[0].updated + seen[0].unchanged if seen else max(0, len(cat) - before)
             interrupted(f"{done:,} of {len(records):,} products committed; run the same command again to resume")
+        except StorageFullError as exc:  # not a bad picture: the ingest stops (exit 74) and a re-run resumes
+            done = seen[0].added + seen[0].updated + seen[0].unchanged if seen else max(0, len(cat) - before)
+            raise StorageFullError(
+                f"{exc}; {done:,} of {len(records):,} products committed: free space and run the same command again"
+            ) from exc
         for pid, source, message in report.failed:
             err.print(f"[yellow]skipped[/] {escape(pid)} ({escape(str(source))}): {escape(message)}", highlight=False)
+        for pid, source, message in report.partial:  # added with its other pictures
+            err.print(f"[yellow]picture left out[/] {escape(pid)} ({escape(str(source))}): {escape(message)}")
         out.print(
             f"{cat.path}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
             f"{len(report.failed)} failed; {report.embedded} images in {report.seconds:.1f} s "
@@ -134,7 +173,8 @@ def search(
     query: Annotated[str | None, typer.Argument(help="An image path or http(s) URL.")] = None,
     product: Annotated[str | None, typer.Option("--product", "-p", help="More like this product id.")] = None,
     batch: Annotated[
-        Path | None, typer.Option("--batch", help="A file with one image path (with --text: one phrase) per line.")
+        Path | None,
+        typer.Option("--batch", help="A file with one query per line: image paths or URLs (with --phrases: phrases)."),
     ] = None,
     text: Annotated[
         str | None,
@@ -143,8 +183,11 @@ def search(
     phrases: Annotated[
         bool, typer.Option("--phrases", "--texts", help="With --batch: the file's lines are phrases (words queries).")
     ] = False,
-    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+    k: Annotated[int, typer.Option("--top", "-k", "--k", help="How many results.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON line per query; each hit with its scores and product fields.")
+    ] = False,
+    compact: Annotated[bool, typer.Option("--compact", help="With --json: each hit as its id and score only.")] = False,
     category: Annotated[str | None, typer.Option(help="Filter: category.")] = None,
     subcategory: Annotated[str | None, typer.Option(help="Filter: subcategory.")] = None,
     article_type: Annotated[str | None, typer.Option("--article-type", help="Filter: article type.")] = None,
@@ -155,6 +198,9 @@ def search(
     brand: Annotated[str | None, typer.Option(help="Filter: brand.")] = None,
     min_price: Annotated[float | None, typer.Option(help="Filter: lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Filter: highest price.")] = None,
+    in_stock: Annotated[
+        bool, typer.Option("--in-stock", help="Filter: leave out the products known to be out of stock.")
+    ] = False,
     allow_private_urls: AllowPrivateOpt = False,
     query_flip: Annotated[
         bool, typer.Option(help="Also search the picture's mirror image (each product scores its better view).")
@@ -171,6 +217,9 @@ def search(
     collapse: Annotated[
         bool, typer.Option(help="Show products with the very same picture once (the others listed under it).")
     ] = True,
+    like: LikeOpt = None,
+    unlike: UnlikeOpt = None,
+    region: Annotated[str | None, typer.Option(help="Only this part of the picture: x0,y0,x1,y1 (fractions).")] = None,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
@@ -180,14 +229,16 @@ def search(
     from lookalike.imaging import FetchSettings
 
     given = sum(x is not None for x in (query, product, batch))
-    if given > 1 or (given == 0 and text is None):
+    if given > 1 or (given == 0 and text is None and not like):
         raise InvalidQueryError("give exactly one of QUERY, --product ID or --batch FILE, or --text WORDS")
     if batch is not None and text is not None:
         raise InvalidQueryError("with --batch, --phrases says the file's lines are phrases (--text is for one query)")
     if phrases and batch is None:
         raise InvalidQueryError("--phrases goes with --batch FILE")
+    if batch is not None and (like or unlike or region):
+        raise InvalidQueryError("--like, --unlike and --region go with one query, not --batch")
     words = text
-    filters = _filters(category, subcategory, article_type, gender, colour_is, brand, min_price, max_price)
+    filters = _filters(category, subcategory, article_type, gender, colour_is, brand, min_price, max_price, in_stock)
     settings = FetchSettings(allow_private=allow_private_urls)
     cat = open_catalog(
         catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip, colour_rank=colour_rank,
@@ -195,38 +246,31 @@ def search(
     )  # fmt: skip
     with cat:
         if batch is not None:
-            _search_batch(cat, batch, k, filters, as_json, colour, phrases)
+            _search_batch(cat, batch, k, filters, as_json, colour, phrases, compact)
             return
         if product is not None:
-            result = cat.search_result(product_id=product, k=k, filters=filters, colour=colour, text=words)
-            label = f"product {product}"
+            where, label = {"product_id": product}, f"product {product}"
         elif query is not None and query.lower().startswith(("http://", "https://")):
-            result = cat.search_result(url=query, k=k, filters=filters, colour=colour, text=words)
-            label = query
+            where, label = {"url": query}, query
         elif query is not None:
-            result = cat.search_result(Path(str(query)), k=k, filters=filters, colour=colour, text=words)
-            label = str(query)
+            where, label = {"image": Path(str(query))}, str(query)
         else:
-            result = cat.search_result(k=k, filters=filters, colour=colour, text=words)
-            label = repr(words)
+            where, label = {}, repr(words) if words is not None else "liked " + ", ".join(like or [])
+        fb = {"positive": like, "negative": unlike, "region": region}  # feedback: liked and disliked ids; a region
+        result = cat.search_result(**where, k=k, filters=filters, colour=colour, text=words, **fb)  # type: ignore[arg-type]
         if words is not None and (query is not None or product is not None):
             label += f" + {words!r}"
         if as_json:
-            print(json.dumps({"query": label, **_json_result(result)}))
+            print(json.dumps({"query": label, **json_result(result, compact)}))
+            if not result.hits:
+                err.print(nothing_found(cat, filters), highlight=False, markup=False)
             return
-        _print_hits(label, result.hits, result)
+        print_hits(label, result.hits, result, nothing_found(cat, filters))
 
 
-def _json_result(result) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    colour = {"ranked_by": result.colour, "source": result.colour_source}
-    if result.detected is not None:
-        colour["detected"] = result.detected.family
-    hits = [{"id": h.id, "score": round(h.score, 6), **({"duplicates": h.duplicates} if h.duplicates else {})}
-            for h in result.hits]  # fmt: skip
-    return {"colour": colour, "hits": hits}
-
-
-def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str | None, phrases: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _search_batch(  # type: ignore[no-untyped-def]
+    cat, batch: Path, k: int, filters, as_json: bool, colour: str | None, phrases: bool = False, compact: bool = False
+) -> None:
     try:
         lines = [ln.strip() for ln in batch.read_text().splitlines()]
     except OSError as exc:
@@ -237,6 +281,7 @@ def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str 
     else:
         results = cat.search_many_results(queries, k=k, filters=filters, colour=colour)
     failures = 0
+    nothing = nothing_found(cat, filters)
     for q, res in zip(queries, results, strict=True):
         if isinstance(res, LookalikeError):
             failures += 1
@@ -246,36 +291,13 @@ def _search_batch(cat, batch: Path, k: int, filters, as_json: bool, colour: str 
                 err.print(f"[red]error[/] {escape(q)}: {escape(str(res))}", highlight=False)
             continue
         if as_json:
-            print(json.dumps({"query": q, **_json_result(res)}))
+            print(json.dumps({"query": q, **json_result(res, compact)}))
         else:
-            _print_hits(q, res.hits, res)
+            print_hits(q, res.hits, res, nothing)
+    if as_json and len(cat) == 0:
+        err.print(nothing, highlight=False, markup=False)
     if failures and not as_json:
         err.print(f"{failures} of {len(queries)} queries failed")
-
-
-def _print_hits(label: str, hits, result=None) -> None:  # type: ignore[no-untyped-def]
-    title = f"Most like {label}"
-    if result is not None and result.detected is not None:
-        title += f" · colour seen: {result.detected.family}"
-    if result is not None and result.colour_source == "preference":
-        title += f" · ranked for: {result.colour}"
-    table = Table(title=title, title_justify="left")
-    for col, just in (("#", "right"), ("score", "right"), ("id", "left"), ("title", "left"),
-                      ("type", "left"), ("colour", "left"), ("gender", "left"), ("price", "right")):  # fmt: skip
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for rank, h in enumerate(hits, start=1):
-        p = h.product
-        cells = (h.id, p.title or "", p.article_type or "", p.colour or "", p.gender or "")
-        table.add_row(
-            str(rank), f"{h.score:.3f}", *(escape(c) for c in cells), "" if p.price is None else f"{p.price:.2f}",
-        )  # fmt: skip
-    out.print(table, soft_wrap=False)
-    for rank, h in enumerate(hits, start=1):
-        if h.duplicates:
-            same = f"#{rank} {h.id}: {len(h.duplicates)} more with this picture ({', '.join(h.duplicates)})"
-            out.print(same, highlight=False, markup=False)
-    if not hits:
-        out.print("no products match")
 
 
 # --- info / delete --------------------------------------------------------------------------------
@@ -291,11 +313,19 @@ def info(
     token: TokenOpt = None,
 ) -> None:
     """Describe a catalogue: products, extractor, size on disk, failed images, products sharing a picture."""
+    from lookalike.catalog.check import check_catalog
     from lookalike.catalog.duplicates import duplicate_groups
 
     with open_catalog(catalog, backend, uri, token) as cat:
-        data = cat.info()
-        data["consistent"] = cat.verify()["ok"]
+        problems = check_catalog(cat)  # store pages, index against store, every product's picture files
+        try:
+            data = cat.info()
+        except sqlite3.DatabaseError as exc:  # a damaged store: what is wrong is the news
+            data = {"path": str(cat.path)}
+            problems.append(f"product store: {exc} (while describing the catalogue)")
+        data["consistent"] = not problems
+        if problems:
+            data["problems"] = problems
         failed = cat.store.errors()
         groups = duplicate_groups(cat.backend) if duplicates else []
     if duplicates:
@@ -312,6 +342,8 @@ def info(
     for key, value in data.items():
         if key == "bytes_on_disk":
             value = f"{value / 1e6:.1f} MB"
+        elif key == "problems":
+            value = "\n".join(value)
         table.add_row(key, escape(str(value)))
     out.print(table, soft_wrap=False)
     if errors:

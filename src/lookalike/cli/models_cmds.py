@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookalike.cli.options import DatasetsOpt, out, quiet_onnx_tools
 
-__all__ = ["models", "models_add", "models_export", "models_quantize", "models_remove"]
+__all__ = ["HUB_HINT", "models", "models_add", "models_export", "models_quantize", "models_remove"]
 
 
 def models(ctx: typer.Context) -> None:
@@ -22,11 +22,24 @@ def models(ctx: typer.Context) -> None:
     table = Table(title="Extractors")
     for col in ("name", "dim", "kind", "available", "description"):
         table.add_column(col)
+    hub_missing = False
     for name in list_extractors():
         spec = extractor_spec(name)
         label = f"{name} (default)" if name == DEFAULT_EXTRACTOR else name
         table.add_row(label, str(spec.dim or "?"), spec.kind, "yes" if spec.available else "no", spec.description)
+        hub_missing = hub_missing or (spec.kind == "hub" and not spec.available)
     out.print(table, soft_wrap=False)
+    if hub_missing:
+        out.print(HUB_HINT, highlight=False, markup=False)
+
+
+#: How a hub model that says "available: no" becomes available, offline (``lookalike models`` prints it).
+HUB_HINT = (
+    "hub models (available: no): pip install 'lookalike[hub]', then either give a checkpoint folder "
+    "(config.json, model.safetensors) as --model clip:/path/to/folder (or fashionclip:, siglip:, dinov2:), or put "
+    "the checkpoint in the Hugging Face cache ($HF_HOME/hub, e.g. models--openai--clip-vit-base-patch32 copied "
+    "from a machine that has it); HF_HUB_OFFLINE=1 never downloads. See the README."
+)
 
 
 def models_export(

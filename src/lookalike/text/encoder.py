@@ -95,15 +95,22 @@ class TextEncoder:
         return ids, mask
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Vectors of ``texts`` (n, dim), float32, L2-normalised (an empty text gives a valid vector)."""
+        """Vectors of ``texts`` (n, dim), float32, L2-normalised (an empty text gives a valid vector).
+
+        Each text runs alone: the graph is dynamically quantised (its MatMuls quantise their activations with
+        one scale per input tensor), so in a batch a text's vector would depend on the other texts and on
+        their padding (0.03 apart). Alone, a text has one vector whatever else is encoded with it, and no
+        padding is computed: 200 phrases took 2.9 ms each one by one, 3.3 ms each in batches of 64, on two idle
+        cores (1.3-1.6x the batched time on cores busy with other work). ``batch_size`` is accepted for
+        compatibility and ignored."""
         if isinstance(texts, str):
             raise TypeError("encode takes a list of texts")
+        del batch_size
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            ids, mask = self.tokenize(texts[start : start + batch_size])
+        for i, text in enumerate(texts):
+            ids, mask = self.tokenize([text])
             vec = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            norm = np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
-            out[start : start + len(ids)] = vec / norm
+            out[i] = vec[0] / max(float(np.linalg.norm(vec[0])), 1e-12)
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -2,22 +2,30 @@
 // No build step.
 
 import { abort, api } from "./api.js";
+import { pictureUrls, renderCard, skeletons } from "./cards.js";
 import { hideColours, restoreColours, showColours, wireColours } from "./colour.js";
-import { currentFilters, formatPrice, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
+import { decorateCards, hideJudged, noteIgnored, showJudged, wireFeedback, withFeedback } from "./feedback.js";
+import { catalogTotal, currentFilters, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
+import { wireInputs } from "./inputs.js";
 import { pictureOf, searchRequest, showQuery } from "./query.js";
+import { hideRegion, showRegion, wireRegion } from "./region.js";
+import { PAGE, applyState, browseHash, hashFor, introHash, parseHash } from "./urlstate.js";
 import { attached, currentWords, setAttached, setWords, wireWords } from "./words.js";
 
 const $ = (selector) => document.querySelector(selector);
 const PAGE_SIZE = 24;
+const MAX_RESULTS = 4 * PAGE; // "Show more" up to this many (the service's max_k is 100 by default)
 const NARROW = window.matchMedia("(max-width: 860px)"); // the phone layout: filters fold above the results
 
 const state = {
   view: "search",
   query: null, // {type: "image", file, preview} | {type: "url", url} | {type: "product", id, title, image} |
   // {type: "text"}, each with `text` when it has words (query.js)
+  k: PAGE, // results asked for: a page more with each "Show more"
   browseOffset: 0,
   browseTotal: 0,
   shown: null, // the query whose results are on screen
+  shownHash: "", // the address of the results on screen (urlstate.js)
   shownMeta: "",
   previews: new Set(), // object URLs of uploaded photos still in use
   entries: new Map(), // history entry key -> the query it showed, for Back and Forward (photos stay in memory)
@@ -41,18 +49,6 @@ function setBusy(kind, busy) {
   grid.setAttribute("aria-busy", String(busy));
 }
 
-function skeletons(grid, count) {
-  grid.replaceChildren();
-  for (let i = 0; i < count; i += 1) {
-    const card = document.createElement("div");
-    card.className = "card skeleton";
-    card.setAttribute("aria-hidden", "true");
-    card.innerHTML = '<span class="card-img"></span><span class="card-body">'
-      + '<span class="line short"></span><span class="line"></span><span class="line short"></span></span>';
-    grid.append(card);
-  }
-}
-
 function onFiltersChanged() {
   updateFilterCount();
   updateFacetCounts();
@@ -62,60 +58,35 @@ function onFiltersChanged() {
   if (narrow) $("#filters-panel").open = false;
   if (state.view === "browse") {
     state.browseOffset = 0;
+    history.pushState(null, "", browseHash());
     loadBrowse();
     if (narrow) scrollToResults("browse");
   } else if (state.query) {
+    state.k = PAGE;
+    remember(state.query); // a new search: its own address, Back returns to the filters before
     runSearch(state.query, { scroll: narrow });
-  }
-}
-
-// --- rendering --------------------------------------------------------------------------------
-function renderCard(product, score, onPick, duplicates = []) {
-  const card = $("#card-template").content.firstElementChild.cloneNode(true);
-  const img = card.querySelector("img");
-  img.src = product.image_url;
-  img.alt = product.title || `Product ${product.id}`;
-  card.dataset.id = product.id;
-  card.querySelector(".card-brand").textContent = product.brand || ""; // no brand: nothing in its place
-  card.querySelector(".card-title").textContent = product.title || product.id;
-  const price = card.querySelector(".card-price");
-  price.textContent = product.price == null ? "" : formatPrice(product.price);
-  const badge = card.querySelector(".card-score");
-  if (score == null) {
-    badge.textContent = "Find lookalikes";
   } else {
-    badge.textContent = score.toFixed(3);
-    badge.title = "Similarity score (cosine; 1 = identical)";
+    history.replaceState(null, "", introHash());
   }
-  if (duplicates.length) { // products with the very same picture, shown once (the API's "duplicates")
-    const more = document.createElement("span");
-    more.className = "card-duplicates";
-    more.textContent = `${duplicates.length} more with this picture`;
-    more.title = duplicates.join(", ");
-    card.querySelector(".card-body").append(more);
-  }
-  card.setAttribute("aria-label", `${product.title || product.id}. Search for products like this one.`);
-  card.addEventListener("click", () => onPick(product));
-  return card;
 }
 
-function pickProduct(product) {
-  const query = { type: "product", id: product.id, title: product.title || product.id, image: product.image_url };
+function pickProduct(product, pictures = pictureUrls(product)) {
+  const title = product.title || product.id;
+  const query = { type: "product", id: product.id, title, image: product.image_url, pictures };
+  state.k = PAGE;
   remember(query, location.hash === hashFor(query));
   showView("search");
   runSearch(query);
 }
 
 // --- history: every search is an entry, so Back and Forward show again what the URL was showing -----------
-function hashFor(query) {
-  return query.type === "product" ? `#product/${encodeURIComponent(query.id)}` : "#search";
-}
-
+// The address holds the search, its filters and colour settings (urlstate.js); the entry holds the query
+// itself, for an uploaded photo (which no address can hold).
 function remember(query, replace = false) {
   query.entry = `${state.page}:${state.nextEntry}`;
   state.nextEntry += 1;
   state.entries.set(query.entry, query);
-  history[replace ? "replaceState" : "pushState"]({ entry: query.entry }, "", hashFor(query));
+  history[replace ? "replaceState" : "pushState"]({ entry: query.entry }, "", hashFor(query, state.k));
 }
 
 function scrollToResults(view = "search") {
@@ -155,16 +126,22 @@ async function runSearch(query, { scroll = true } = {}) {
   setBusy("search", true);
   $("#results-meta").textContent = "Searching…";
   try {
-    const result = await api("search", "/api/search", searchRequest(query));
-    grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit.score, pickProduct, hit.duplicates)));
+    const result = await api("search", "/api/search", withFeedback(searchRequest(query, state.k), query));
+    grid.replaceChildren(...result.hits.map((hit) => renderCard(hit.product, hit, pickProduct)));
+    decorateCards(grid, query, result.hits); // like / dislike on each card, the judged above (feedback.js)
+    noteIgnored(query, result.ignored);
     state.shown = query;
+    state.shownHash = location.hash;
+    $("#more").hidden = result.count < state.k || state.k + PAGE > MAX_RESULTS; // maybe more: "Show more"
     showColours(query, result.colour);
+    showRegion(query); // the photo with its garments and crop box (region.js)
     releasePreviews();
     const n = result.count;
     const noun = query.type === "text" ? ["match", "matches"] : ["lookalike", "lookalikes"];
     state.shownMeta = n === 0
-      ? "No products match these filters."
+      ? nothingFound()
       : `${n} ${noun[n === 1 ? 0 : 1]} · ${Math.round(result.took_ms)} ms`;
+    if (result.understood) state.shownMeta = `Showing results for “${result.understood}” · ${state.shownMeta}`;
     $("#results-meta").textContent = state.shownMeta;
     setBusy("search", false);
   } catch (err) {
@@ -176,20 +153,40 @@ async function runSearch(query, { scroll = true } = {}) {
     setAttached(pictureOf(state.shown)); // the words box keeps the words, to be corrected
     if (history.state?.entry === query.entry && query !== state.shown) { // the URL says so too
       const shown = state.shown;
-      history.replaceState(shown && { entry: shown.entry }, "", shown ? hashFor(shown) : "#search");
+      history.replaceState(shown && { entry: shown.entry }, "", shown ? hashFor(shown, state.k) : introHash());
     }
     if (state.shown) {
       showQuery(state.shown);
       restoreColours();
+      showRegion(state.shown);
+      showJudged(state.shown);
       $("#results-meta").textContent = state.shownMeta;
     } else {
       $("#query-summary").hidden = true;
       $("#search-empty").hidden = false;
       $("#results-meta").textContent = "";
+      $("#more").hidden = true;
     }
     releasePreviews();
     showError(err.message);
   }
+}
+
+/** What a search that found nothing says: the catalogue is empty (and how to fill it), or the filters
+ * leave nothing. */
+function nothingFound() {
+  if (catalogTotal() === 0) {
+    return "The catalogue is empty: add products with lookalike ingest CATALOG --images FOLDER "
+      + "(or --csv FILE), then reload this page.";
+  }
+  return Object.keys(currentFilters()).length ? "No products match these filters." : "No products match.";
+}
+
+function showMore() {
+  if (!state.query || state.k + PAGE > MAX_RESULTS) return;
+  state.k += PAGE; // the same search, a page more: the address says how many
+  history.replaceState({ entry: state.query.entry }, "", hashFor(state.query, state.k));
+  runSearch(state.query, { scroll: false });
 }
 
 function searchFile(file) {
@@ -199,6 +196,7 @@ function searchFile(file) {
     return;
   }
   const query = withWords({ type: "image", file });
+  state.k = PAGE; // a new search: its first page
   remember(query);
   showView("search");
   runSearch(query);
@@ -211,6 +209,7 @@ function searchUrl(raw) {
     return;
   }
   const query = withWords({ type: "url", url });
+  state.k = PAGE; // a new search: its first page
   remember(query);
   showView("search");
   runSearch(query);
@@ -233,6 +232,7 @@ function searchBox() {
     showError("Type a few words to search by, or choose a photo.");
     return;
   }
+  state.k = PAGE; // a new search: its first page
   remember(query);
   showView("search");
   runSearch(query);
@@ -252,7 +252,8 @@ async function loadBrowse() {
     grid.replaceChildren(...page.items.map((product) => renderCard(product, null, pickProduct)));
     const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
     const current = Math.floor(page.offset / PAGE_SIZE) + 1;
-    $("#browse-meta").textContent = `${page.total.toLocaleString()} product${page.total === 1 ? "" : "s"}`;
+    $("#browse-meta").textContent = page.total === 0 && catalogTotal() === 0
+      ? nothingFound() : `${page.total.toLocaleString()} product${page.total === 1 ? "" : "s"}`;
     $("#page-info").textContent = `Page ${current} of ${pages}`;
     $("#prev-page").disabled = page.offset === 0;
     $("#next-page").disabled = page.offset + PAGE_SIZE >= page.total;
@@ -269,6 +270,7 @@ function movePage(step) {
   const offset = state.browseOffset + step * PAGE_SIZE;
   if (offset < 0 || offset >= state.browseTotal) return;
   state.browseOffset = offset;
+  history.replaceState(null, "", browseHash(offset / PAGE_SIZE + 1));
   loadBrowse();
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
@@ -293,133 +295,81 @@ function showIntro() {
   $("#query-summary").hidden = true;
   $("#search-empty").hidden = false;
   $("#results-meta").textContent = "";
+  $("#more").hidden = true;
+  state.shownHash = "";
   $("#url-input").value = "";
   setWords("");
   setAttached(null);
   hideColours();
+  hideRegion();
+  hideJudged();
   releasePreviews();
 }
 
-function route() {
-  // Show what the URL describes: the catalogue, a search this page ran (its history entry), a product
-  // (a link or a reload), the search view as it is (the Search tab), or the introduction.
+async function route() {
+  // Show what the address describes (urlstate.js): its filters and colour settings, then the catalogue, a
+  // search this page ran (its history entry: an uploaded photo too), a search the address names (words, an
+  // image URL, a product: a link or a reload), or the introduction.
   const hash = location.hash;
+  if (hash.includes("?")) {
+    await facetsReady; // the filters' options are there before the address's filters are set
+    if (location.hash !== hash) return; // a search started meanwhile: its address is the one shown
+  }
+  const at = parseHash(hash);
   const remembered = state.entries.get(history.state?.entry);
-  if (hash === "#browse") {
+  const before = JSON.stringify(currentFilters());
+  applyState(at);
+  if (JSON.stringify(currentFilters()) !== before) {
+    updateFilterCount();
+    updateFacetCounts();
+  }
+  if (at.view === "browse") {
     showView("browse");
+    state.browseOffset = (at.page - 1) * PAGE_SIZE;
     loadBrowse();
-  } else if (remembered) {
-    showView("search");
-    if (remembered !== state.query) runSearch(remembered);
-  } else if (hash.startsWith("#product/")) {
-    const id = decodeURIComponent(hash.slice("#product/".length));
-    showView("search");
-    api("product", `/api/products/${encodeURIComponent(id)}`)
+    return;
+  }
+  showView("search");
+  state.k = at.k;
+  if (remembered) {
+    remembered.prefer = at.prefer;
+    if (remembered !== state.query || location.hash !== state.shownHash) runSearch(remembered);
+  } else if (at.view === "product") {
+    api("product", `/api/products/${encodeURIComponent(at.id)}`)
       .then((product) => {
-        const query = { type: "product", id, title: product.title || id, image: product.image_url };
+        const found = { title: product.title || at.id, image: product.image_url, pictures: pictureUrls(product) };
+        const query = { ...at.query, ...found, prefer: at.prefer };
         remember(query, true);
         runSearch(query);
       })
       .catch((err) => { if (err.name !== "AbortError") showError(err.message); });
-  } else if (hash === "#search" && state.query) {
-    history.replaceState({ entry: state.query.entry }, "", hash); // the tab: this entry shows these results
-    showView("search");
+  } else if (at.query) {
+    const query = { ...at.query, prefer: at.prefer };
+    remember(query, true);
+    runSearch(query);
   } else {
-    showView("search");
     showIntro();
+    if (at.view === "photo") { // an uploaded photo's search, reloaded: the photo stayed in the old page
+      $("#results-meta").textContent = "The photo of that search is not kept when the page reloads: choose or drop it again.";
+    }
   }
 }
 
-// --- input: files, drag and drop, paste, URL --------------------------------------------------
-function imageFromTransfer(transfer) {
-  for (const file of transfer.files || []) if (file.type.startsWith("image/") || !file.type) return file;
-  for (const item of transfer.items || []) {
-    if (item.kind === "file" && item.type.startsWith("image/")) return item.getAsFile();
+/** A tab (or a link to a view): the other view, with the filters on screen; the search view shows its
+ * results again, searched anew when the filters changed meanwhile. */
+function openView(view) {
+  if (view === state.view) return;
+  if (view === "browse") {
+    state.browseOffset = 0;
+    history.pushState(null, "", browseHash());
+    showView("browse");
+    loadBrowse();
+    return;
   }
-  return null;
-}
-
-function urlFromTransfer(transfer) {
-  const list = transfer.getData("text/uri-list") || transfer.getData("text/plain") || "";
-  const first = list.split(/\r?\n/).find((line) => line && !line.startsWith("#")) || "";
-  return /^https?:\/\//i.test(first.trim()) ? first.trim() : null;
-}
-
-function wireInputs() {
-  for (const id of ["#file-input", "#camera-input"]) {
-    const input = $(id);
-    input.addEventListener("change", () => {
-      searchFile(input.files[0]);
-      input.value = ""; // choosing the same file again searches again
-    });
-  }
-  const dropzone = $("#dropzone");
-  dropzone.addEventListener("click", (event) => {
-    if (!event.target.closest("label, input")) $("#file-input").click();
-  });
-  dropzone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      $("#file-input").click();
-    }
-  });
-
-  // The whole window takes drops, so a photo dropped beside the box is never opened by the browser.
-  let depth = 0;
-  const overlay = $("#drop-overlay");
-  const isDrag = (event) => [...(event.dataTransfer?.types || [])].some((t) => t === "Files" || t === "text/uri-list");
-  window.addEventListener("dragenter", (event) => {
-    if (!isDrag(event)) return;
-    depth += 1;
-    overlay.hidden = false;
-    dropzone.classList.add("is-over");
-  });
-  window.addEventListener("dragleave", () => {
-    depth = Math.max(0, depth - 1);
-    if (depth === 0) {
-      overlay.hidden = true;
-      dropzone.classList.remove("is-over");
-    }
-  });
-  window.addEventListener("dragover", (event) => event.preventDefault());
-  window.addEventListener("drop", (event) => {
-    event.preventDefault();
-    depth = 0;
-    overlay.hidden = true;
-    dropzone.classList.remove("is-over");
-    const file = imageFromTransfer(event.dataTransfer);
-    if (file) return searchFile(file);
-    const url = urlFromTransfer(event.dataTransfer);
-    if (url) {
-      $("#url-input").value = url;
-      return searchUrl(url);
-    }
-    showError("Drop an image file, or an image dragged from another page.");
-  });
-
-  document.addEventListener("paste", (event) => {
-    const transfer = event.clipboardData;
-    if (!transfer) return;
-    const file = imageFromTransfer(transfer);
-    if (file) {
-      event.preventDefault();
-      searchFile(file);
-      return;
-    }
-    const text = (transfer.getData("text/plain") || "").trim();
-    const inField = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
-    const urlInput = $("#url-input");
-    if (/^https?:\/\/\S+$/i.test(text) && (!inField || (event.target === urlInput && !urlInput.value))) {
-      event.preventDefault();
-      urlInput.value = text;
-      searchUrl(text);
-    }
-  });
-
-  $("#url-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    searchUrl($("#url-input").value);
-  });
+  const query = state.query;
+  history.pushState(query && { entry: query.entry }, "", query ? hashFor(query, state.k) : introHash());
+  showView("search");
+  if (query && location.hash !== state.shownHash) runSearch(query, { scroll: false });
 }
 
 function wireControls() {
@@ -429,6 +379,13 @@ function wireControls() {
   form.addEventListener("reset", () => setTimeout(onFiltersChanged, 0));
   $("#alert-close").addEventListener("click", clearError);
   $("#prev-page").addEventListener("click", () => movePage(-1));
+  $("#load-more").addEventListener("click", showMore);
+  document.addEventListener("click", (event) => { // the tabs and links to a view keep the filters
+    const link = event.target.closest('a[href="#browse"], a[href="#search"]');
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    openView(link.getAttribute("href").slice(1));
+  });
   $("#next-page").addEventListener("click", () => movePage(1));
   window.addEventListener("popstate", route); // fragment links and back/forward
   $("#query-thumb").addEventListener("error", (event) => { event.target.hidden = true; });
@@ -441,9 +398,14 @@ function wireControls() {
   });
 }
 
-wireInputs();
+wireInputs({ searchFile, searchUrl, showError });
 wireWords(searchBox);
 wireControls();
-wireColours((query) => runSearch(query, { scroll: false }));
-loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));
+wireColours((query) => { // a colour chosen, or matching switched: a search of its own, with its address
+  remember(query);
+  runSearch(query, { scroll: false });
+});
+wireRegion({ search: (query) => { remember(query); runSearch(query, { scroll: false }); }, pick: pickProduct });
+wireFeedback((query) => { remember(query); runSearch(query, { scroll: false }); }); // a like or dislike: a new entry
+const facetsReady = loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));
 route();

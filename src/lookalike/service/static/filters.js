@@ -5,6 +5,8 @@ import { api } from "./api.js";
 const $ = (selector) => document.querySelector(selector);
 export const FILTERS = ["category", "article_type", "gender", "colour", "brand"];
 
+let total = null; // the catalogue's size, once the facets have said it
+
 export function currentFilters() {
   const form = $("#filters");
   const filters = {};
@@ -16,11 +18,27 @@ export function currentFilters() {
     const value = form.elements[name].value.trim();
     if (value !== "" && !Number.isNaN(Number(value))) filters[name] = Number(value);
   }
+  // "In stock only": leave out the products known to be out of stock (shown when the catalogue has stock data)
+  if (form.elements.in_stock.checked && !$("#stock-field").hidden) filters.in_stock = true;
   return filters;
 }
 
-export function currentK() {
-  return Number($("#filters").elements.k.value) || 24;
+/** Set the form to `filters` (as currentFilters gives them; a value the catalogue lacks is offered anyway). */
+export function setFilters(filters) {
+  const form = $("#filters");
+  for (const name of FILTERS) {
+    const select = form.elements[name];
+    const value = filters[name] == null ? "" : String(filters[name]);
+    if (value && ![...select.options].some((o) => o.value === value)) select.append(new Option(value, value));
+    select.value = value;
+  }
+  for (const name of ["min_price", "max_price"]) form.elements[name].value = filters[name] ?? "";
+  form.elements.in_stock.checked = filters.in_stock === true;
+}
+
+/** How many products the catalogue has (null until the facets have loaded). */
+export function catalogTotal() {
+  return total;
 }
 
 export function updateFilterCount() {
@@ -62,7 +80,11 @@ export async function loadFacets() {
       $("#price-range").hidden = false;
       pricePlaceholders = [`Min ${formatPrice(facets.price.min)}`, `Max ${formatPrice(facets.price.max)}`];
     }
-    $("#catalog-size").textContent = `${facets.total.toLocaleString()} products`;
+    total = facets.total;
+    $("#catalog-size").textContent = total ? `${total.toLocaleString()} products` : "Empty catalogue";
+    $("#empty-catalog").hidden = total !== 0;
+    const stock = facets.in_stock || facets.fields?.in_stock || []; // [[true, n], [false, m]]: stock is known
+    $("#stock-field").hidden = stock.length === 0;
     if (Object.keys(currentFilters()).length) await updateFacetCounts(); // a price the browser kept
     else showCounts(facets);
   } catch (err) {
