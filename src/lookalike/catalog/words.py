@@ -19,12 +19,21 @@ from lookalike.catalog.query import (
     _context,
     _views,
     check_k,
+    product_vectors,
     query_image,
     rank_filled,
 )
-from lookalike.catalog.ranking import DEFAULT_STAGES, QueryContext, RankingStage, collapse_duplicates, facet_stage
+from lookalike.catalog.ranking import (
+    DEFAULT_STAGES,
+    QueryContext,
+    RankingStage,
+    collapse_duplicates,
+    exact_first,
+    facet_stage,
+)
+from lookalike.catalog.spelling import correct_query
 from lookalike.catalog.text_query import TextIntent, check_text, fuse_ranked, move_by_words, read_intent
-from lookalike.errors import InvalidQueryError, LookalikeError, ProductNotFoundError
+from lookalike.errors import InvalidQueryError, LookalikeError
 from lookalike.product import Filters, Hit, Product
 
 __all__ = ["TEXT_CANDIDATES", "search_texts", "search_words", "text_stages"]
@@ -36,12 +45,14 @@ TEXT_CANDIDATES = 50
 
 def text_stages(stages: Sequence[RankingStage]) -> tuple[RankingStage, ...]:
     """``stages`` with the facet bonus of the words (:func:`~lookalike.catalog.ranking.facet_stage`) last, or
-    just before the collapse of identical pictures."""
+    just before the exact picture first and the collapse of identical pictures."""
     if facet_stage in stages:
         return tuple(stages)
-    if stages and stages[-1] is collapse_duplicates:
-        return (*stages[:-1], facet_stage, collapse_duplicates)
-    return (*stages, facet_stage)
+    tail = 0
+    while tail < len(stages) and stages[len(stages) - 1 - tail] in (exact_first, collapse_duplicates):
+        tail += 1
+    cut = len(stages) - tail
+    return (*stages[:cut], facet_stage, *stages[cut:])
 
 
 def _words_colour(
@@ -96,11 +107,14 @@ def search_words(
 ) -> SearchResult:
     """A search with words: alone (vector fused with BM25), or moving a picture's, product's or vector (give
     at most one of ``image``, ``url``, ``product_id`` and ``vector``); ``words_vec``: the words' vector when
-    known (a batch); ``collapse``: identical pictures once (default: the host's ``collapse_duplicates``)."""
+    known (a batch); ``collapse``: identical pictures once (default: the host's ``collapse_duplicates``).
+    Misspelt words are corrected first (:mod:`lookalike.catalog.spelling`); the result's ``understood`` says so."""
     check_k(k)
     if sum(x is not None for x in (image, url, product_id, vector)) > 1:
         raise InvalidQueryError("give text alone or with one of image, url, product_id or vector")
-    text = check_text(text)
+    typed = check_text(text)
+    text = correct_query(host, typed)  # misspelt words corrected (catalog.spelling)
+    understood = None if text == typed else text
     intent = read_intent(text, host.article_types())
     if words_vec is None:
         vecs = host.text_vectors([text])
@@ -115,21 +129,21 @@ def search_words(
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
         base = _views(host, img)
     elif product_id is not None:
-        vec = host.backend.vector_of(product_id)
-        if vec is None:
-            raise ProductNotFoundError(f"no product with id {product_id!r}")
+        base = product_vectors(host.backend, product_id)  # every picture of the product
         exclude.add(product_id)
         product = host.backend.get(product_id)
-        base = vec[None, :]
     elif vector is not None:
         base = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     else:
-        return _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse)
+        result = _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse)
+        result.understood = understood
+        return result
     dist, weight, result = _words_colour(host, intent, img, product, colour, colour_rank)
     ctx = _words_context(host, k, filters, dist, weight, intent, collapse, picture=img is not None)
     views = base if words_vec is None else move_by_words(base, words_vec, host.image_text_weight)
     skip = [exclude] * len(views)
     result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters, exclude=skip), stages)
+    result.understood = understood
     return result
 
 
@@ -155,7 +169,10 @@ def _words_alone(
     def cosine_of(ids: list[str]) -> dict[str, float]:
         if words_vec is None:
             return {}
-        return {i: float(v @ words_vec) for i, v in host.backend.vectors_of(ids).items()}
+        many = getattr(host.backend, "picture_vectors_of", None)
+        if many is None:
+            return {i: float(v @ words_vec) for i, v in host.backend.vectors_of(ids).items()}
+        return {i: float((v @ words_vec).max()) for i, v in many(ids).items()}  # each product's best picture
 
     def fetch(depth: int) -> list[list[Hit]]:
         vector_hits: list[Hit] = []
@@ -187,7 +204,7 @@ def search_texts(
         except LookalikeError as exc:
             clean.append(exc)
     good = [t for t in clean if isinstance(t, str)]
-    vecs = host.text_vectors(good) if good else None
+    vecs = host.text_vectors([correct_query(host, t) for t in good]) if good else None  # as search_words reads them
     row = iter(range(len(good)))
     out: list[SearchResult | LookalikeError] = []
     for t in clean:

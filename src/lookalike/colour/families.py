@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["FAMILIES", "MULTI", "family_index", "family_of", "nearest_names"]
+__all__ = ["FAMILIES", "MULTI", "family_index", "family_of", "known_names", "nearest_names"]
 
 #: The families, in the fixed order of every colour distribution.
 FAMILIES: tuple[str, ...] = (
@@ -96,6 +96,12 @@ def family_of(name: str | None) -> str | None:
 @lru_cache(maxsize=4096)
 def _family(name: str) -> str | None:
     return _lookup().get(_key(name))
+
+
+def known_names() -> tuple[str, ...]:
+    """Every colour name :func:`family_of` knows (and the families), as it compares them: lower case, words
+    separated by one space (a name is matched ignoring case, and runs of spaces, ``_`` and ``-``)."""
+    return tuple(sorted(_lookup()))
 
 
 def family_index(name: str | None) -> int:

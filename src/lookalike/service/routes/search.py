@@ -50,11 +50,17 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
     * ``application/json``: ``{"url": ...}``, ``{"product_id": ...}`` or ``{"text": "navy blue shirt"}``
       (``text`` may also go with ``url`` or ``product_id``), optional ``k``, ``colour`` (a colour
       preference), ``colour_rank``, ``collapse`` and ``filters``. Text: at most 500 characters, no control characters.
+    * Feedback, in either: ``positive`` / ``negative``, ids of liked / disliked products (multipart: repeat the
+      field), also ``positive`` alone ("more like these"); unknown ids: 404 naming them, unless ``ignore_missing``
+      (then listed in ``ignored``).
+    * ``region``: search a part of the photo or URL's picture, x0, y0, x1, y1 in fractions of its width and height
+      (JSON: four numbers; multipart: ``"x0,y0,x1,y1"``); its colour is read inside it.
 
     Results are re-ranked by agreement with the query's colour (seen in the picture, or the product's own),
     unless ``colour_rank`` is false; a colour preference ranks by that colour instead. ``colour`` in the
     response says which colour was used and what was seen. Products with the very same picture show once (the
-    best-ranked, its ``duplicates`` listing the others' ids) unless ``collapse`` is false.
+    best-ranked, its ``duplicates`` listing the others' ids) unless ``collapse`` is false. Misspelt words are
+    corrected against the catalogue's words first; ``understood`` then gives the words as searched.
     """
     kind = body_kind(request)
     if kind == "form":
@@ -75,6 +81,10 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
                 colour_rank=upload.colour_rank,
                 text=upload.text,
                 collapse=upload.collapse,
+                positive=upload.positive,
+                negative=upload.negative,
+                ignore_missing=upload.ignore_missing,
+                region=upload.region,
             )
         )
     elif kind == "json":
@@ -83,6 +93,8 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         filters = body.filters.to_filters()
         start = time.perf_counter()
         colour = {"colour": body.colour, "colour_rank": body.colour_rank, "text": body.text, "collapse": body.collapse}
+        colour.update(positive=body.positive, negative=body.negative, ignore_missing=body.ignore_missing)
+        colour["region"] = body.region  # with url only (the schema; else 422)
         if body.url is not None:
             query = QueryInfo(type="url", value=body.url, text=body.text)
             result = await url_pool.run(lambda: catalog.search_result(url=body.url, k=k, filters=filters, **colour))
@@ -92,8 +104,11 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
                 lambda: catalog.search_result(product_id=body.product_id, k=k, filters=filters, **colour)
             )
         else:
-            query = QueryInfo(type="text", value=body.text)
+            query = QueryInfo(type="text", value=body.text) if body.text is not None else QueryInfo(type="feedback")
             result = await run_in_threadpool(lambda: catalog.search_result(k=k, filters=filters, **colour))
     else:
         raise unsupported_body("multipart/form-data with an 'image' file, or JSON with 'url', 'product_id' or 'text'")
-    return search_response(query, k, result, time.perf_counter() - start)
+    response = search_response(query, k, result, time.perf_counter() - start)
+    response.understood = result.understood  # the words as corrected, when a misspelt word was
+    response.ignored = list(result.ignored)  # judged ids no product has now (ignore_missing)
+    return response

@@ -1,0 +1,119 @@
+"""Misspelt words (EVALUATION.md task 4 with typos): the phrases and titles of the words task, each with one
+letter dropped from, or two neighbouring letters swapped in, its longest word, searched through the
+catalogue with and without the correction of :mod:`lookalike.catalog.spelling`.
+
+``python scripts/eval_misspelt.py`` runs it (docs/quality.md, "Misspelt words"). The catalogues and the scoring
+are those of :mod:`lookalike.evaluate.text_eval`; only the query texts change.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.evaluate.text_eval import build_catalogue, colour_cache_name, predicted_families, products_of
+from lookalike.evaluate.text_task import phrase_queries, phrase_relevance, test_split, test_split_image_vectors
+
+__all__ = ["CONDITIONS", "misspell", "run_misspelt_eval", "score_texts"]
+
+_WORD = re.compile(r"[^\W\d_]+")
+#: (name, misspelt, spelling on) of each run.
+CONDITIONS: tuple[tuple[str, bool, bool], ...] = (
+    ("as spelt", False, True),
+    ("as spelt, no correction", False, False),
+    ("misspelt, no correction", True, False),
+    ("misspelt, corrected", True, True),
+)
+
+
+def misspell(text: str, rng: random.Random) -> str:
+    """``text`` with one typo in its longest word (the first of equals; words of letters only): a letter
+    dropped or, half of the time, two different neighbouring letters swapped; unchanged when its longest word
+    has fewer than three letters."""
+    words = list(_WORD.finditer(text))
+    if not words:
+        return text
+    m = max(words, key=lambda w: len(w.group()))
+    word = m.group()
+    if len(word) < 3:
+        return text
+    swaps = [i for i in range(len(word) - 1) if word[i].casefold() != word[i + 1].casefold()]
+    if swaps and rng.random() < 0.5:
+        i = rng.choice(swaps)
+        typo = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    else:
+        i = rng.randrange(len(word))
+        typo = word[:i] + word[i + 1 :]
+    return text[: m.start()] + typo + text[m.end() :]
+
+
+def score_texts(
+    cat: Any,
+    rows: Sequence[dict[str, str]],
+    seed: int = 0,
+    k: int = 10,
+    every: int = 1,
+    transform: Callable[[str], str] = lambda t: t,
+) -> dict[str, float]:
+    """:func:`lookalike.evaluate.text_eval.score_catalogue` with each query text passed through
+    ``transform`` first (relevance stays the typed phrase's)."""
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    out: dict[str, float] = {}
+    for label, distinct in (("", False), (" distinct", True)):
+        queries = phrase_queries(rows, seed, distinct)[::every]
+        rel = phrase_relevance(queries, rows)
+        results = cat.search_texts([transform(q.text) for q in queries], k=k)
+        p = [sum(bool(rel[qi, index[h.id]]) for h in res.hits) / k for qi, res in enumerate(results)]
+        out[f"phrase{label} mP@{k}"] = float(np.mean(p))
+    titles = [(i, " ".join((r.get("productDisplayName") or "").split())) for i, r in enumerate(rows)]
+    titles = [(i, t) for i, t in titles if t][::every]
+    results = cat.search_texts([transform(t) for _, t in titles], k=k)
+    ranks = [
+        next((j for j, h in enumerate(res.hits) if h.id == rows[i]["id"]), k)
+        for (i, _), res in zip(titles, results, strict=True)
+    ]
+    out["title R@1"] = float(np.mean([r < 1 for r in ranks]))
+    out[f"title R@{k}"] = float(np.mean([r < k for r in ranks]))
+    return out
+
+
+def run_misspelt_eval(
+    root: str | os.PathLike[str] | None = None,
+    cache_root: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    typo_seed: int = 0,
+    k: int = 10,
+    every: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Task 4 on both catalogues (with text, pictures only) under each of :data:`CONDITIONS`:
+    ``{"<catalogue>: <condition>": {metric: value}}``. ``seed``: the phrases' wording; ``typo_seed``: the typos
+    (one ``random.Random`` per query text, seeded by ``typo_seed`` and the text, so a phrase's typo does not
+    depend on which other phrases are run)."""
+    rows, images = test_split(root)
+    say = progress or (lambda _msg: None)
+    say("image vectors")
+    vecs = test_split_image_vectors(images, cache_root)
+    cache = Path(cache_root) if cache_root is not None else None
+    say("predicted colours")
+    fams = predicted_families(list(images.paths), None if cache is None else cache / colour_cache_name())
+
+    def typo(text: str) -> str:
+        return misspell(text, random.Random(f"{typo_seed}:{text}"))
+
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="lookalike-misspelt-") as tmp:
+        for name, with_text in (("with text", True), ("pictures only", False)):
+            with build_catalogue(Path(tmp) / name.replace(" ", "-"), products_of(rows, with_text, fams), vecs) as cat:
+                for cond, misspelt, spelling in CONDITIONS:
+                    say(f"{name}: {cond}")
+                    cat.spelling = spelling
+                    out[f"{name}: {cond}"] = score_texts(cat, rows, seed, k, every, typo if misspelt else str)
+    return out
