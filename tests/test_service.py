@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps, features
 
 from lookalike.colour import family_of
+from lookalike.errors import InvalidProductError
 from lookalike.product import Product
 from lookalike.service import ServiceSettings, create_app
 from lookalike.service.middleware import BodySizeLimitMiddleware
@@ -179,7 +180,9 @@ def test_model_is_loaded_once_at_startup(client: TestClient) -> None:
 def test_healthz(client: TestClient, tiny_rows: list[dict[str, str]]) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "products": len(tiny_rows), "extractor": "efficientnet-lite0"}
+    body = r.json()
+    assert body.pop("model_sha256")  # which weights serve (issue 26)
+    assert body == {"status": "ok", "products": len(tiny_rows), "extractor": "efficientnet-lite0", "generation": 0}
 
 
 def test_openapi_documents_every_route_and_request_body(client: TestClient) -> None:
@@ -451,7 +454,6 @@ def test_image_sent_as_text_field_is_422(client: TestClient) -> None:
         ({"k": "21"}, "k must be between 1 and 20"),
         ({"k": "lots"}, "k"),
         ({"min_price": "-1"}, "min_price"),
-        ({"min_price": "9", "max_price": "3"}, "min_price is larger than max_price"),
         ({"colour_typo": "Red"}, "colour_typo"),
     ],
 )
@@ -640,9 +642,7 @@ def test_products_are_filtered(client: TestClient) -> None:
     assert all(p["gender"] == "Women" and p["article_type"] in ("Watches", "Jeans") for p in body["items"])
 
 
-@pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 1000}, {"offset": -1}, {"min_price": "cheap"}, {"min_price": 5, "max_price": 1}]
-)
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1000}, {"offset": -1}, {"min_price": "cheap"}])
 def test_bad_browse_parameters_are_422(client: TestClient, params: dict) -> None:
     _assert_error(client.get("/api/products", params=params), 422)
 
@@ -831,8 +831,8 @@ def test_add_product_from_an_image_url(admin: TestClient, image_server: str) -> 
 @pytest.mark.parametrize(
     ("fields", "status", "contains"),
     [
-        ({"id": "no-picture"}, 422, "needs an 'image'"),
-        ({"id": "a/b"}, 422, "id"),
+        ({"id": "no-picture"}, 404, "needs an 'image'"),
+        ({"id": "a\x01b"}, 422, "control character"),
         ({"id": ""}, 422, "id"),
         ({"title": "no id"}, 422, "id"),
         ({"id": "p", "price": "free"}, 422, "price"),
@@ -859,21 +859,10 @@ def test_non_finite_price_filters_are_refused(client: TestClient, value: str) ->
 
 
 @pytest.mark.parametrize("pid", [".", ".."])
-def test_dot_ids_round_trip_through_their_generated_urls(
-    admin: TestClient, tiny_rows: list[dict[str, str]], pid: str
-) -> None:
-    catalog = admin.app.state.catalog  # type: ignore[attr-defined]
-    row = tiny_rows[3]
-    catalog.upsert(Product(id=pid, title=f"dot {pid}"), _image_bytes(row))
-    try:
-        body = admin.get("/api/products", params={"limit": 200}).json()
-        (item,) = [p for p in body["items"] if p["id"] == pid]
-        assert item["image_url"] == f"/api/products/{'%2E' * len(pid)}/image"
-        picture = admin.get(item["image_url"])
-        assert picture.status_code == 200 and picture.content == _image_bytes(row)
-        assert admin.get(item["image_url"].removesuffix("/image")).json()["title"] == f"dot {pid}"
-    finally:
-        catalog.delete([pid])
+def test_dot_ids_are_refused_by_the_library_too(pid: str) -> None:
+    # one rule for ids (issue 23): browsers resolve /api/products/%2E%2E/image as a path step, so no way in takes them
+    with pytest.raises(InvalidProductError, match="path step"):
+        Product(id=pid, title=f"dot {pid}")
 
 
 @pytest.mark.parametrize("pid", [".", ".."])

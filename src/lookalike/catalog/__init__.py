@@ -12,6 +12,9 @@ One module per concern; data flows down this list, and no backend imports any of
 - :mod:`~lookalike.catalog.query`: query → views → vectors → candidates → ranked hits.
 - :mod:`~lookalike.catalog.ranking`: the ranking stages (today the mirror merge, :func:`merge_views`).
 - :mod:`~lookalike.catalog.pictures`: the content-addressed picture store.
+- operations: :mod:`~lookalike.catalog.generations` (generations and the pointer), :mod:`~lookalike.catalog.reindex`
+  (a new model without downtime, on :mod:`~lookalike.catalog.reembed`), :mod:`~lookalike.catalog.backup`,
+  :mod:`~lookalike.catalog.repair` (with :mod:`~lookalike.catalog.salvage`).
 """
 
 from lookalike.catalog.facade import Catalog, IngestProgress, IngestReport

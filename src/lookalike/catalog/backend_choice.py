@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.backends.embedded import EmbeddedBackend, fsync_dir
+from lookalike.catalog.generations import guard_writes, locate
 from lookalike.catalog.model_files import keep_copy
 from lookalike.errors import CatalogError, CatalogExistsError, CatalogNotFoundError, LookalikeError, ModelLoadError
 from lookalike.extractors import DEFAULT_EXTRACTOR, Extractor, create_extractor
@@ -149,14 +150,18 @@ def open_catalog(
     token: str | None,
     **kwargs: Any,
 ) -> Any:
-    """:meth:`lookalike.catalog.Catalog.open` (which documents it): a ``cls`` instance."""
+    """:meth:`lookalike.catalog.Catalog.open` (which documents it): a ``cls`` instance. An embedded catalogue
+    opens at its serving generation, or at ``generation=N`` (:mod:`lookalike.catalog.generations`)."""
+    generation = kwargs.pop("generation", None)
     if backend == "milvus":
         from lookalike.backends.milvus import open_milvus_catalog
 
         return open_milvus_catalog(cls, str(path), extractor, uri, token, **kwargs)
     if backend != "embedded":
         raise _unknown(backend)
-    root = Path(path)
+    root, images, home, n = locate(Path(path), generation)  # the serving generation; the shared pictures
+    if images is not None:
+        kwargs.setdefault("images_dir", images)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise CatalogNotFoundError(f"no lookalike catalogue at {root} (missing {MANIFEST})")
@@ -169,7 +174,10 @@ def open_catalog(
     check_manifest(manifest, str(root))
     ext_obj = check_extractor(manifest, extractor, str(root))
     del name
-    return cls(root, manifest, extractor=ext_obj, **kwargs)
+    catalog = cls(root, manifest, extractor=ext_obj, **kwargs)
+    if generation is None and home == Path(path):  # opened through the catalogue: writes while it serves
+        guard_writes(catalog.backend, home, n)
+    return catalog
 
 
 def embedded_backend(path: Path, manifest: dict[str, Any], policy: IndexPolicy | None) -> EmbeddedBackend:

@@ -112,7 +112,14 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "check": [
         ("Is the catalogue sound?", "lookalike check my-catalog"),
         ("The problems as JSON", "lookalike check my-catalog --json"),
+        ("Rebuild what can be rebuilt", "lookalike check my-catalog --repair"),
     ],
+    "reindex": [
+        ("A new model, switched to if not worse", "lookalike reindex my-catalog -m my-model --gate queries.csv"),
+        ("Back to the model before", "lookalike reindex my-catalog --rollback"),
+    ],
+    "gc": [("Delete the generations not in use", "lookalike gc my-catalog")],
+    "backup": [("A copy while it serves", "lookalike backup my-catalog /backups/my-catalog-monday")],
     "migrate": [
         ("To Milvus Lite", "lookalike migrate my-catalog products --dst-uri ./catalog.db"),
         (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,12 @@ from lookalike import __version__
 from lookalike.catalog import Catalog
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
+from lookalike.service.live import LiveCatalog
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from lookalike.service.openapi_extra import document_limits
+from lookalike.service.product_paths import ProductPathMiddleware
 from lookalike.service.product_schemas import ProductForm
-from lookalike.service.routes import facets, health, pages, products, search
+from lookalike.service.routes import facets, garments, health, pages, products, search
 from lookalike.service.routes.common import DESCRIPTIONS as _DESCRIPTIONS
 from lookalike.service.routes.docs import install_docs
 from lookalike.service.routes.pages import STATIC_DIR
@@ -34,7 +40,7 @@ __all__ = ["create_app", "open_catalog"]
 # Multipart framing and the small text fields that travel with an upload.
 FORM_OVERHEAD_BYTES = 64 * 1024
 # Request bodies parsed by hand (one route takes two content types); documented in the schema here.
-_BODY_MODELS = (SearchUpload, SearchRequest, ProductForm)
+_BODY_MODELS = (SearchUpload, SearchRequest, ProductForm, *garments.BODY_MODELS)
 
 
 def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Catalog:
@@ -74,13 +80,22 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.catalog = await run_in_threadpool(open_catalog, path, settings)
+        try:
+            app.state.catalog = await run_in_threadpool(open_catalog, path, settings)
+        except Exception as exc:  # `lookalike serve` reports it in one line (cli/serve_migrate.py)
+            app.state.startup_error = exc
+            raise
+        _check_in_background(app.state.catalog)
+        live = None
+        if settings.backend == "embedded":  # follows `lookalike reindex` switches without a restart (live.py)
+            reopen, keep = partial(open_catalog, settings=settings), partial(setattr, app.state, "catalog")
+            live = app.state.live = LiveCatalog(path, app.state.catalog, reopen, keep)
         app.state.url_pool = URLPool(settings.url_workers, retry_after=settings.url_timeout)
         try:
             yield
         finally:
             app.state.url_pool.close()
-            await run_in_threadpool(app.state.catalog.close)
+            await run_in_threadpool(live.close if live is not None else app.state.catalog.close)
 
     app = FastAPI(
         title="lookalike",
@@ -92,12 +107,13 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
     )
     app.state.settings = settings
     install_handlers(app)
-    for module in (search, products, facets, health, pages):
+    for module in (search, garments, products, facets, health, pages):
         app.include_router(module.router)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Outermost last: the byte cap sees the request before anything else reads it.
+    app.add_middleware(ProductPathMiddleware)  # ids with '/' and the like: their segment routed encoded
     app.add_middleware(SecurityHeadersMiddleware)
     origins = settings.cors_origin_list
     if origins:
@@ -117,6 +133,24 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
     return app
 
 
+def _check_in_background(catalog: Catalog) -> None:
+    """Log a warning when the product store's pages are damaged (SQLite's quick_check reads the whole store, 1.5 s
+    for 60 MB from a cold disk, so it runs beside the server, not before it answers; ``lookalike check`` says more)."""
+
+    def run() -> None:
+        check = getattr(catalog.backend, "quick_check", None)  # the embedded backend's store
+        try:
+            problems = check() if check is not None else []
+        except Exception as exc:  # closed meanwhile, or damaged beyond reading
+            problems = [f"{type(exc).__name__}: {exc}"]
+        if problems:
+            logging.getLogger("lookalike.service").warning(
+                "catalogue %s is not sound (lookalike check lists it): %s", catalog.path, "; ".join(problems)
+            )
+
+    threading.Thread(target=run, name="lookalike-check", daemon=True).start()
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema plus the hand-parsed request bodies, so /docs shows every request."""
     if app.openapi_schema is None:
@@ -134,6 +168,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for name, model_schema in defs.get("$defs", {}).items():
             components.setdefault(name, model_schema)
         _document_real_422(schema)
+        document_limits(schema, app.state.settings)  # k's maximum, 507 on writes (openapi_extra.py)
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from lookalike.catalog import Catalog
 from lookalike.errors import InvalidQueryError
 from lookalike.product import Filters
-from lookalike.service.schemas import FILTER_LIST, FiltersIn
+from lookalike.service.schemas import FiltersIn, filter_list_schema
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.urlpool import URLPool
 
@@ -35,8 +35,9 @@ def validated(model: type[M], data: Any, where: str = "body") -> M:
 
 
 def get_catalog(request: Request) -> Catalog:
-    """The catalogue opened in the lifespan."""
-    return request.app.state.catalog  # type: ignore[no-any-return]
+    """The catalogue opened in the lifespan: the generation serving now (``service/live.py``)."""
+    live = getattr(request.app.state, "live", None)
+    return live.current() if live is not None else request.app.state.catalog  # type: ignore[no-any-return]
 
 
 def get_settings(request: Request) -> ServiceSettings:
@@ -64,13 +65,13 @@ def check_k(k: int | None, settings: ServiceSettings) -> int:
 
 def filter_query(
     category: Annotated[
-        list[str] | None, Query(description="Repeat for any of several values.", json_schema_extra=FILTER_LIST)
+        list[str] | None, Query(description="Repeat for any of several values.", json_schema_extra=filter_list_schema)
     ] = None,
-    subcategory: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
-    article_type: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
-    gender: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
-    colour: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
-    brand: Annotated[list[str] | None, Query(json_schema_extra=FILTER_LIST)] = None,
+    subcategory: Annotated[list[str] | None, Query(json_schema_extra=filter_list_schema)] = None,
+    article_type: Annotated[list[str] | None, Query(json_schema_extra=filter_list_schema)] = None,
+    gender: Annotated[list[str] | None, Query(json_schema_extra=filter_list_schema)] = None,
+    colour: Annotated[list[str] | None, Query(json_schema_extra=filter_list_schema)] = None,
+    brand: Annotated[list[str] | None, Query(json_schema_extra=filter_list_schema)] = None,
     min_price: Annotated[float | None, Query(ge=0)] = None,
     max_price: Annotated[float | None, Query(ge=0)] = None,
     in_stock: Annotated[
