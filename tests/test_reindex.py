@@ -283,6 +283,7 @@ def test_reindex_where_there_is_no_catalogue_is_refused_and_writes_nothing(tmp_p
     assert not os.path.exists(tmp_path / "nothing-here")
 
 
-def test_reindex_on_milvus_says_what_to_do_instead(capsys: pytest.CaptureFixture[str]) -> None:
+def test_reindex_on_milvus_needs_a_uri(capsys: pytest.CaptureFixture[str]) -> None:
+    """Milvus catalogues are reindexed too (tests/test_reindex_milvus.py); the collection is at --uri."""
     code, _, err = run_cli(capsys, "reindex", "shop", "--model", LITE0, "--backend", "milvus")
-    assert code == 1 and "embedded catalogues only" in err and "alter_alias" in err
+    assert code == 1 and "needs a URI" in err

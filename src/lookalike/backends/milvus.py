@@ -2,7 +2,10 @@
 
 The URI is either a local file ending in ``.db`` (Milvus Lite, embedded in this process: development,
 tests, small catalogues) or a server, ``http://host:19530`` (Milvus standalone or a distributed
-cluster; ``token`` is ``user:password`` or an API key). The catalogue name is the collection name.
+cluster; ``token`` is ``user:password`` or an API key). The catalogue name is the collection name. Servers
+2.3 and newer are supported; what differs between versions (scalar index types, nullable fields) is in
+:mod:`~lookalike.backends.milvus_compat`. A creation that fails drops what it made, and a collection without
+the fields or the vector index of a catalogue is refused when opened.
 
 One row per product: ``id`` (VARCHAR primary key), the metadata (``title``, ``brand``, ``category``,
 ``subcategory``, ``article_type``, ``colour``, ``gender``, ``price`` nullable DOUBLE, ``image``, ``url``,
@@ -44,6 +47,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lookalike.backends.milvus_alias import GuardedMilvusBackend, resolve
 from lookalike.backends.milvus_backend import MilvusBackend
 from lookalike.backends.milvus_client import (
     LITE_GRPC_OPTIONS,  # noqa: F401  (re-exported)
@@ -54,7 +58,15 @@ from lookalike.backends.milvus_client import (
     is_lite_uri,
     redact,
 )
-from lookalike.backends.milvus_schema import MANIFEST_PROPERTY, VECTOR, filter_expression, milvus_number, milvus_string
+from lookalike.backends.milvus_compat import check_complete, drop_quietly, server_features
+from lookalike.backends.milvus_schema import (
+    ERRORS_SUFFIX,
+    MANIFEST_PROPERTY,
+    VECTOR,
+    filter_expression,
+    milvus_number,
+    milvus_string,
+)
 from lookalike.errors import CatalogError, CatalogExistsError, CatalogNotFoundError
 
 __all__ = [
@@ -128,7 +140,10 @@ def open_milvus_catalog(
             exists = client.has_collection(name)
         if not exists:
             raise CatalogNotFoundError(f"no lookalike catalogue in {where}")
-        manifest, dim = _read_manifest(client, name, where)
+        server_features(client, uri)  # a server too old is refused
+        collection = resolve(client, name) or name  # an alias (lookalike reindex): its generation's collection
+        manifest, dim = _read_manifest(client, collection, where)
+        check_complete(client, collection, where)
         check_manifest(manifest, where)
         ext_obj = check_extractor(manifest, extractor, where)
         info = manifest.get("index", {})
@@ -139,7 +154,8 @@ def open_milvus_catalog(
         )
         level = consistency_level or str(info.get("consistency", "Strong"))
         key = info.get("partition_key")
-        backend = MilvusBackend(client, name, dim, uri, index, level, str(key) if key else None)
+        key = str(key) if key else None
+        backend = GuardedMilvusBackend(client, collection, dim, uri, index, level, key, name=name)
         backend.load()
         pictures = _images_dir(uri, name, images_dir)
     except BaseException:
@@ -205,11 +221,12 @@ def create_milvus_catalog(
     )
     client = connect(uri, token, create=True)
     try:
-        backend = MilvusBackend.create_collections(
+        backend = GuardedMilvusBackend.create_collections(
             client, name, ext.dim, manifest, uri, index, partition_key, consistency_level
         )
         pictures.mkdir(parents=True, exist_ok=True)
     except BaseException:
+        drop_quietly(client, [name, name + ERRORS_SUFFIX])  # nothing half-made is left behind
         with contextlib.suppress(Exception):
             client.close()
         raise

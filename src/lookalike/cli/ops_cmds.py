@@ -14,7 +14,18 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lookalike.cli.options import BackendOpt, CatalogArg, QuietOpt, err, interrupted, out, progress_shown
+from lookalike.cli.options import (
+    BackendOpt,
+    CatalogArg,
+    QuietOpt,
+    TokenOpt,
+    UriOpt,
+    err,
+    interrupted,
+    out,
+    progress_shown,
+    quiet_milvus,
+)
 from lookalike.errors import CatalogError
 
 __all__ = ["backup", "gc", "reindex"]
@@ -24,6 +35,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print what was done as JS
 
 def _say(line: str) -> None:
     out.print(line, highlight=False, markup=False)
+
+
+def _milvus(backend: str) -> bool:
+    """Whether ``backend`` is Milvus (its logs quietened); an unknown backend is refused."""
+    if backend not in ("embedded", "milvus"):
+        raise CatalogError(f"unknown backend {backend!r} (use one of embedded, milvus)")
+    if backend == "milvus":
+        quiet_milvus()
+    return backend == "milvus"
 
 
 def reindex(
@@ -52,20 +72,20 @@ def reindex(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     backend: BackendOpt = "embedded",
+    uri: UriOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Re-embed the catalogue's stored pictures with another model into a new generation while the current one
-    serves, then switch (a running `lookalike serve` follows). Resumable: run it again after an interruption."""
+    serves, then switch (a running `lookalike serve` follows). Resumable: run it again after an interruption.
+    Milvus: the catalogue name becomes an alias of the generation's collection (NAME__g<n>)."""
+    from lookalike.catalog import milvus_reindex as mx
     from lookalike.catalog import reindex as rx
 
-    if backend != "embedded":
-        raise CatalogError(
-            "reindex works on embedded catalogues only for now; for Milvus, reindex an embedded copy, `lookalike "
-            "migrate` it into a new collection and point your alias (MilvusClient.alter_alias) at that collection"
-        )
+    milvus = _milvus(backend)
     if rollback:
         if model is not None or gate is not None:
             raise CatalogError("--rollback takes no --model or --gate")
-        report = rx.rollback(catalog)
+        report = mx.rollback(str(catalog), uri=uri, token=token) if milvus else rx.rollback(catalog)
         if as_json:
             print(json.dumps({"rolled_back_to": report.target, "from": report.source, "final": report.to_dict()}))
         else:
@@ -95,7 +115,13 @@ def reindex(
             def on_batch(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = rx.reindex(catalog, model, checker, switch, on_batch, batch_size)
+            if milvus:
+                result = mx.reindex(
+                    str(catalog), model, uri=uri, token=token, gate=checker, switch_to=switch, progress=on_batch,
+                    batch_size=batch_size,
+                )  # fmt: skip
+            else:
+                result = rx.reindex(catalog, model, checker, switch, on_batch, batch_size)
     except KeyboardInterrupt:
         interrupted("what was embedded is kept; run the same command again to resume")
     if as_json:
@@ -111,10 +137,13 @@ def reindex(
             _say(f"gate: {result.gate}")
         if result.switched:
             untested = "" if result.gate is not None else " (untested: no --gate)"
-            _say(f"switched: generation {result.generation} serves{untested}; `lookalike reindex {catalog} "
-                 f"--rollback` returns to generation {result.previous}")  # fmt: skip
+            again = f"lookalike reindex {catalog}{' --backend milvus' if milvus else ''} --rollback"
+            _say(f"switched: generation {result.generation} serves{untested}; `{again}` returns to generation "
+                 f"{result.previous}")  # fmt: skip
         else:
             _say(f"not switched: {result.reason}; generation {result.previous} still serves")
+    for pid, why in result.final.failed if result.final is not None else ():  # Milvus: the pass after the swap
+        err.print(f"warning: {pid!r}, written during the switch, is not in the new generation: {why}", markup=False)
     if not result.switched and switch:
         raise typer.Exit(1)
 
@@ -124,12 +153,24 @@ def gc(
     keep_previous: Annotated[
         bool, typer.Option(help="Keep the previous generation (what `reindex --rollback` returns to).")
     ] = True,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Delete the previous generation too (no rollback afterwards).")
+    ] = False,
     as_json: JsonOpt = False,
+    backend: BackendOpt = "embedded",
+    uri: UriOpt = None,
+    token: TokenOpt = None,
 ) -> None:
-    """Delete the generations of a catalogue that no longer serve (the pictures are shared and stay)."""
+    """Delete the generations of a catalogue that no longer serve (the pictures are shared and stay); Milvus: drop
+    the generations' collections that no alias names."""
+    from lookalike.catalog import milvus_reindex as mx
     from lookalike.catalog import reindex as rx
 
-    removed = rx.gc(catalog, keep_previous)
+    keep = keep_previous and not everything
+    if _milvus(backend):
+        removed = mx.gc(str(catalog), uri=uri, token=token, keep_previous=keep)
+    else:
+        removed = rx.gc(catalog, keep)
     if as_json:
         print(json.dumps({"removed": removed}))
     elif removed:

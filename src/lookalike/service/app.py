@@ -22,7 +22,7 @@ from lookalike import __version__
 from lookalike.catalog import Catalog
 from lookalike.imaging import DecodeLimits, FetchSettings
 from lookalike.service.handlers import install_handlers
-from lookalike.service.live import LiveCatalog
+from lookalike.service.live import follow
 from lookalike.service.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from lookalike.service.openapi_extra import document_limits
 from lookalike.service.product_paths import ProductPathMiddleware
@@ -86,16 +86,15 @@ def create_app(catalog_path: str | os.PathLike[str], settings: ServiceSettings |
             app.state.startup_error = exc
             raise
         _check_in_background(app.state.catalog)
-        live = None
-        if settings.backend == "embedded":  # follows `lookalike reindex` switches without a restart (live.py)
-            reopen, keep = partial(open_catalog, settings=settings), partial(setattr, app.state, "catalog")
-            live = app.state.live = LiveCatalog(path, app.state.catalog, reopen, keep)
+        # follows `lookalike reindex` switches without a restart (live.py): the generation pointer, a Milvus alias
+        reopen, keep = partial(open_catalog, settings=settings), partial(setattr, app.state, "catalog")
+        live = app.state.live = follow(path, app.state.catalog, reopen, keep)
         app.state.url_pool = URLPool(settings.url_workers, retry_after=settings.url_timeout)
         try:
             yield
         finally:
             app.state.url_pool.close()
-            await run_in_threadpool(live.close if live is not None else app.state.catalog.close)
+            await run_in_threadpool(live.close)
 
     app = FastAPI(
         title="lookalike",

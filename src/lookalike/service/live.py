@@ -5,6 +5,10 @@
 is opened and its model warmed up in a background thread while requests go on to the old one; then the new
 catalogue replaces it in one assignment, and the old one is closed after a grace period (requests that already
 hold it finish on it). An open that fails is logged and retried after a while; the old generation serves meanwhile.
+
+A Milvus catalogue's name is an alias of its generation's collection (:mod:`lookalike.backends.milvus_alias`); an
+open catalogue stays bound to the collection it opened, so :class:`AliasWatch` asks Milvus which collection the
+name names, at most every :data:`POLL_S` seconds, and a change reopens the catalogue the same way.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from typing import Any
 from lookalike.catalog import Catalog
 from lookalike.catalog.generations import pointer_stamp
 
-__all__ = ["LiveCatalog"]
+__all__ = ["AliasWatch", "LiveCatalog", "follow"]
 
 log = logging.getLogger("lookalike.service")
 GRACE_S = 60.0  # an old generation is closed this long after the switch (longer than any request may take)
 RETRY_S = 10.0  # after a failed open of the new generation
+POLL_S = 2.0  # a Milvus catalogue's alias is asked at most this often
 
 
 class LiveCatalog:
@@ -37,13 +42,15 @@ class LiveCatalog:
         opener: Callable[[Path], Catalog],
         on_swap: Callable[[Catalog], Any] | None = None,
         grace_s: float = GRACE_S,
+        stamp: Callable[[Catalog], Any] | None = None,
     ) -> None:
         self.root = root
         self.catalog = catalog
         self._open = opener
         self._on_swap = on_swap
         self._grace = grace_s
-        self._stamp = pointer_stamp(root)
+        self._stamp_of = stamp or (lambda _catalog: pointer_stamp(root))  # what changes with a switch
+        self._stamp = self._stamp_of(catalog)
         self._lock = threading.Lock()
         self._busy = False
         self._retry_at = 0.0
@@ -53,7 +60,7 @@ class LiveCatalog:
     def current(self) -> Catalog:
         """The catalogue to answer this request from (starting a reopen in the background when the pointer
         moved)."""
-        stamp = pointer_stamp(self.root)
+        stamp = self._stamp_of(self.catalog)
         if stamp != self._stamp and not self._busy and time.monotonic() >= self._retry_at:
             with self._lock:
                 if not self._busy and not self._closed:
@@ -61,7 +68,7 @@ class LiveCatalog:
                     threading.Thread(target=self._reopen, args=(stamp,), name="lookalike-switch", daemon=True).start()
         return self.catalog
 
-    def _reopen(self, stamp: tuple[int, int, int] | None) -> None:
+    def _reopen(self, stamp: Any) -> None:
         try:
             new = self._open(self.root)
         except Exception as exc:  # the old generation keeps serving; try again later
@@ -71,7 +78,7 @@ class LiveCatalog:
             return
         with self._lock:
             old = self.catalog
-            if self._closed or new.path == old.path:  # closing, or the pointer came back to this generation
+            if self._closed or _where(new) == _where(old):  # closing, or the pointer came back to this generation
                 self._stamp = stamp
                 self._busy = False
                 new.close()
@@ -98,6 +105,43 @@ class LiveCatalog:
                 timer.cancel()
                 _close_quietly(timer.args[0])  # type: ignore[attr-defined]
         self.catalog.close()
+
+
+def _where(catalog: Catalog) -> tuple[Path, str | None]:
+    """A generation's identity: its folder, and for Milvus its collection."""
+    return catalog.path, getattr(catalog.backend, "collection", None)
+
+
+class AliasWatch:
+    """The collection a Milvus catalogue's name names (its serving generation), asked of Milvus at most every
+    ``every_s`` seconds through the current catalogue's connection; before the first ask, the collection it opened."""
+
+    def __init__(self, catalog: Catalog, every_s: float | None = None) -> None:
+        self.name = str(catalog.path)
+        self.value: str = catalog.backend.collection  # type: ignore[attr-defined]
+        self.every_s = POLL_S if every_s is None else every_s
+        self._next = time.monotonic() + self.every_s
+
+    def __call__(self, catalog: Catalog) -> str:
+        now = time.monotonic()
+        if now < self._next:
+            return self.value
+        self._next = now + self.every_s
+        from lookalike.backends.milvus_alias import resolve
+
+        try:
+            self.value = resolve(catalog.backend.client, self.name) or self.value  # type: ignore[attr-defined]
+        except Exception as exc:  # Milvus away for a moment: keep serving what is open
+            log.debug("cannot ask Milvus which collection %s names: %s", self.name, exc)
+        return self.value
+
+
+def follow(
+    root: Path, catalog: Catalog, opener: Callable[[Path], Catalog], on_swap: Callable[[Catalog], Any] | None = None
+) -> LiveCatalog:
+    """A :class:`LiveCatalog` for ``catalog``: following the generation pointer, or a Milvus catalogue's alias."""
+    milvus = getattr(catalog.backend, "kind", None) == "milvus" and hasattr(catalog.backend, "collection")
+    return LiveCatalog(root, catalog, opener, on_swap, stamp=AliasWatch(catalog) if milvus else None)
 
 
 def _close_quietly(catalog: Catalog) -> None:
