@@ -742,7 +742,9 @@ def test_facets_of_filters_that_match_nothing(client: TestClient, tiny_rows: lis
 def test_openapi_lists_the_facet_filters(client: TestClient) -> None:
     op = client.get("/openapi.json").json()["paths"]["/api/facets"]["get"]
     names = {p["name"] for p in op["parameters"] if p["in"] == "query"}
-    assert names == {"category", "subcategory", "article_type", "gender", "colour", "brand", "min_price", "max_price"}
+    assert names == {
+        "category", "subcategory", "article_type", "gender", "colour", "brand", "min_price", "max_price", "in_stock",
+    }  # fmt: skip
     assert "422" in op["responses"]
 
 
@@ -794,7 +796,8 @@ def test_add_product_then_find_it(admin: TestClient, tiny_rows: list[dict[str, s
     assert r.json()["product"] | {"extra": {}} == {
         "id": "added-1", "title": "Mirror watch", "brand": "Acme", "category": None, "subcategory": None,
         "article_type": "Watches", "colour": None, "gender": None, "price": 99.5, "url": None,
-        "image_url": "/api/products/added-1/image", "extra": {},
+        "image_url": "/api/products/added-1/image", "extra": {}, "in_stock": None,
+        "images": ["/api/products/added-1/image"],
     }  # fmt: skip
     assert admin.get("/api/products/added-1/image").status_code == 200
     assert _top(_upload(admin, photo, name="w.png"))[0] == "added-1"
