@@ -17,7 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "Installing lookalike and its dependencies into $(VENV) (about 1-2 minutes)..."
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install --progress-bar off -e '.[serve,torch,hub,eval,milvus,heif,quantize,dev]'
+	$(BIN)/pip install --progress-bar off -e '.[serve,torch,hub,eval,milvus,milvus-server,ray,heif,quantize,dev]'
 	touch $@
 	@echo "Installed: run the command as $(BIN)/lookalike, or 'source $(BIN)/activate' first."
 

@@ -6,7 +6,7 @@ import csv
 import shutil
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,46 @@ class CatalogMaker:
         return Catalog.open(path, extractor=extractor, **self.options, **kwargs)
 
 
+class ServerCatalogMaker(CatalogMaker):
+    """Catalogues on the session's real Milvus server (``milvus_server_uri``): an exact ``FLAT`` index unless
+    another is asked for (so results compare with the embedded backend's), pictures in ``root/images/<name>``
+    (what ``LOOKALIKE_IMAGES_DIR=root/images`` gives the CLI)."""
+
+    def images_dir(self, where: Any) -> Path:
+        return self.root / "images" / str(getattr(where, "path", where))
+
+    def create(self, name: str = "cat", extractor: Any = "colour-histogram", **kwargs: Any) -> Catalog:
+        from lookalike import Catalog
+
+        where = self.location(name)
+        kwargs.setdefault("index_type", "FLAT")
+        kwargs.setdefault("images_dir", self.images_dir(where))
+        return Catalog.create(where, extractor=extractor, **self.options, **kwargs)
+
+    def open(self, where: Any, extractor: Any = None, **kwargs: Any) -> Catalog:
+        from lookalike import Catalog
+
+        kwargs.setdefault("images_dir", self.images_dir(where))
+        path = where.path if isinstance(where, Catalog) else where
+        return Catalog.open(path, extractor=extractor, **self.options, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus server for the session (the ``milvus`` package's 2.3.5 standalone server, started on
+    first use); the tests that need it are skipped where it cannot start."""
+    from .milvus_server import start_milvus_server
+
+    try:
+        server = start_milvus_server(tmp_path_factory.mktemp("milvus-server"))
+    except ImportError:
+        pytest.skip("no Milvus server: the milvus-server extra is not installed")
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"no Milvus server: {exc}")
+    yield server.uri
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The session's Milvus Lite database: its server starts on first use and serves every test."""
@@ -128,11 +168,17 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def catalog_maker(tmp_path_factory: pytest.TempPathFactory, milvus_uri: str) -> Callable[[str], CatalogMaker]:
-    """``catalog_maker("embedded")`` or ``catalog_maker("milvus")``: a :class:`CatalogMaker`."""
+def catalog_maker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, milvus_uri: str
+) -> Callable[[str], CatalogMaker]:
+    """``catalog_maker("embedded")``, ``catalog_maker("milvus")`` (Milvus Lite) or
+    ``catalog_maker("milvus-server")`` (a real server: :class:`ServerCatalogMaker`)."""
 
     def make(backend: str) -> CatalogMaker:
-        return CatalogMaker(backend, tmp_path_factory.mktemp(f"catalogs-{backend}"), milvus_uri)
+        root = tmp_path_factory.mktemp(f"catalogs-{backend}")
+        if backend == "milvus-server":
+            return ServerCatalogMaker("milvus", root, request.getfixturevalue("milvus_server_uri"))
+        return CatalogMaker(backend, root, milvus_uri)
 
     return make
 

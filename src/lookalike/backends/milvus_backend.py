@@ -16,6 +16,7 @@ import numpy as np
 
 from lookalike.backends.base import MAX_PICTURES, ScoredProducts, StoredPicture, StoredState, UpsertItem, without_field
 from lookalike.backends.milvus_client import IndexConfig, calling, redact
+from lookalike.backends.milvus_compat import create_errors_collection, decode_row, encode_nulls, server_features
 from lookalike.backends.milvus_pictures import MilvusPictures, value_counts
 from lookalike.backends.milvus_schema import (
     ERRORS_SUFFIX,
@@ -95,12 +96,16 @@ class MilvusBackend(MilvusPictures):
         partition_key: str | None = None,
         consistency_level: str = "Strong",
     ) -> MilvusBackend:
-        """Create the product collection (and its errors collection) and return the backend."""
+        """Create the product collection (and its errors collection) and return the backend; a server's version
+        chooses the scalar indexes and whether fields may be null (:mod:`~lookalike.backends.milvus_compat`)."""
         from pymilvus import DataType
 
         cls.check_name(collection)
+        features = server_features(client, uri)
         if partition_key is not None and partition_key not in FILTER_FIELDS:
             raise CatalogError(f"partition key must be one of {', '.join(FILTER_FIELDS)}, not {partition_key!r}")
+        if partition_key is not None and not features.partition_key:
+            raise CatalogError(f"a partition key needs Milvus 2.4 or newer (this server is {features.version})")
         schema = client.create_schema(
             auto_id=False,
             enable_dynamic_field=False,
@@ -108,29 +113,34 @@ class MilvusBackend(MilvusPictures):
         )
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
         for name in (*TEXT_FIELDS, *STATE_FIELDS):
-            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
-        schema.add_field("price", DataType.DOUBLE, nullable=True)
+            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=features.nullable)
+        schema.add_field("price", DataType.DOUBLE, nullable=features.nullable)
         schema.add_field("extra", DataType.JSON)
         for name in FILTER_FIELDS:
             is_key = name == partition_key
             schema.add_field(
-                f"{name}_lc", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=not is_key, is_partition_key=is_key
+                f"{name}_lc",
+                DataType.VARCHAR,
+                max_length=MAX_VARCHAR,
+                nullable=features.nullable and not is_key,
+                is_partition_key=is_key,
             )
         schema.add_field("product", DataType.VARCHAR, max_length=MAX_VARCHAR)
         schema.add_field("position", DataType.INT64)
-        schema.add_field("images", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
+        schema.add_field("images", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=features.nullable)
         schema.add_field("stock", DataType.INT64)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params = client.prepare_index_params()
         params.add_index(field_name=VECTOR, index_type=index.type, metric_type="COSINE", params=index.params)
         for name in (*(f"{f}_lc" for f in FILTER_FIELDS), "image_file", "product"):
-            params.add_index(field_name=name, index_type="INVERTED")
+            params.add_index(field_name=name, index_type=features.scalar_index)
         properties = {
             MANIFEST_PROPERTY: json.dumps(manifest, sort_keys=True),
             "lookalike.extractor": str(manifest["extractor"]["name"]),
             "lookalike.dim": str(dim),
         }
         backend = cls(client, collection, dim, uri, index, consistency_level, partition_key)
+        backend._encoded = not features.nullable
         backend._create_errors_collection()
         with calling(f"creating collection {collection!r}"):
             client.create_collection(
@@ -141,26 +151,7 @@ class MilvusBackend(MilvusPictures):
         return backend
 
     def _create_errors_collection(self) -> None:
-        from pymilvus import DataType
-
-        with calling(f"creating collection {self.errors_collection!r}"):
-            if self.client.has_collection(self.errors_collection):
-                return
-            schema = self.client.create_schema(
-                auto_id=False, enable_dynamic_field=False, description="lookalike ingest errors"
-            )
-            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
-            schema.add_field("image", DataType.VARCHAR, max_length=MAX_VARCHAR, nullable=True)
-            schema.add_field("error", DataType.VARCHAR, max_length=MAX_VARCHAR)
-            schema.add_field("at", DataType.VARCHAR, max_length=32)
-            schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
-            params = self.client.prepare_index_params()
-            params.add_index(field_name=VECTOR, index_type="FLAT", metric_type="L2")
-            self.client.create_collection(
-                self.errors_collection, schema=schema, consistency_level=self.consistency_level
-            )
-            self.client.create_index(self.errors_collection, params, sync=False)
-            self.client.load_collection(self.errors_collection)
+        create_errors_collection(self.client, self.errors_collection, self.consistency_level, not self.nulls_encoded)
 
     def load(self) -> None:
         """Load both collections into memory (a no-op when they are loaded)."""
@@ -180,8 +171,9 @@ class MilvusBackend(MilvusPictures):
         offset: int | None = None,
         ordered: bool = False,
         collection: str | None = None,
+        level: str | None = None,
     ) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"consistency_level": self.consistency_level}
+        kwargs: dict[str, Any] = {"consistency_level": level or self.consistency_level}
         if limit is not None:
             kwargs["limit"] = limit
         if offset:
@@ -190,7 +182,7 @@ class MilvusBackend(MilvusPictures):
             kwargs["iterator"] = "True"  # results in primary-key order (what pymilvus's iterators use)
         with calling("query"):
             rows = self.client.query(collection or self.collection, filter=expr, output_fields=list(fields), **kwargs)
-        return [dict(r) for r in rows]
+        return [decode_row(r) for r in rows]
 
     def _scan(self, fields: Sequence[str], expr: str = "", collection: str | None = None) -> Iterator[dict[str, Any]]:
         """Every matching row, in primary-key order, :data:`SCAN_BATCH` rows a request."""
@@ -206,11 +198,11 @@ class MilvusBackend(MilvusPictures):
                 return
             last = max(str(r["id"]) for r in rows)
 
-    def _rows(self, product_ids: Iterable[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _rows(self, product_ids: Iterable[str], fields: Sequence[str], level: str | None = None) -> dict[str, dict]:
         ids = _expressible(product_ids)
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(ids, ID_CHUNK):
-            for row in self._query(_ids_expression(chunk), ["id", *fields]):
+            for row in self._query(_ids_expression(chunk), ["id", *fields], level=level):
                 out[str(row["id"])] = row
         return out
 
@@ -284,8 +276,8 @@ class MilvusBackend(MilvusPictures):
         return value_counts(self._scan([*fields, "price"] if price else fields, expr), fields, price)
 
     def states(self, product_ids: Sequence[str]) -> dict[str, StoredState]:
-        rows = self._rows(product_ids, ["image", *STATE_FIELDS])
-        pictures = self.picture_states(list(rows)) if rows and self.picture_rows_layout else {}
+        rows = self._rows(product_ids, ["image", *STATE_FIELDS], self.write_reads)
+        pictures = self.picture_states(list(rows), self.write_reads) if rows and self.picture_rows_layout else {}
         return {
             pid: StoredState(
                 r.get("image"), r.get("image_sha"), r.get("meta_hash"), r.get("image_file"), pictures.get(pid, ())
@@ -318,7 +310,7 @@ class MilvusBackend(MilvusPictures):
         latest = {it.product.id: it for it in items}  # last one wins, as in one SQLite transaction
         meta_only = [pid for pid, it in latest.items() if it.vector is None]
         fields = [VECTOR, "image", "image_sha", "image_file"]
-        stored = self.picture_rows(meta_only, fields) if meta_only else {}
+        stored = self.picture_rows(meta_only, fields, self.write_reads) if meta_only else {}
         rows = []
         for pid, item in latest.items():
             self.check_pictures(1 if item.vector is None else len(item.vectors()), item.product.in_stock is not None)  # type: ignore[arg-type]
@@ -336,12 +328,12 @@ class MilvusBackend(MilvusPictures):
                     item.product,
                 )  # type: ignore[arg-type]
             rows += [self._row(product, v, pic, i, pics) for i, (pic, v) in enumerate(zip(pics, vecs, strict=True))]
-        for chunk in _chunks(rows, 1000):
+        kept = {pid: min(len(it.vectors()), MAX_PICTURES) for pid, it in latest.items() if it.vector is not None}
+        doomed, stale = self.pictures_beyond(kept), self._errors_of(list(latest))  # type: ignore[arg-type]
+        for chunk in _chunks(rows, 1000):  # (read first: a read after a write waits for the write to show)
             with calling(f"upsert into {self.collection!r}"):
-                self.client.upsert(self.collection, list(chunk))
-        for pid, item in latest.items():
-            if item.vector is not None:
-                self.drop_pictures_from(pid, min(len(item.vectors()), MAX_PICTURES))  # type: ignore[arg-type]
+                self.client.upsert(self.collection, encode_nulls(chunk) if self.nulls_encoded else list(chunk))
+        self.delete_rows(doomed)
         if errors:
             at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             latest_errors = {pid: (image, msg) for pid, image, msg in errors}
@@ -350,8 +342,10 @@ class MilvusBackend(MilvusPictures):
                 for pid, (image, msg) in latest_errors.items()
             ]
             with calling("recording ingest errors"):
-                self.client.upsert(self.errors_collection, error_rows)
-        self._clear_errors(list(latest))
+                self.client.upsert(
+                    self.errors_collection, encode_nulls(error_rows, ["image"]) if self.nulls_encoded else error_rows
+                )
+        self._delete_errors(sorted(stale | (set(latest) & {pid for pid, _, _ in errors})))
 
     def _row(
         self, p: Product, vector: Any, picture: StoredPicture, position: int, pictures: Sequence[StoredPicture]
@@ -383,18 +377,25 @@ class MilvusBackend(MilvusPictures):
         row[VECTOR] = vec.tolist()
         return row
 
-    def _clear_errors(self, product_ids: Sequence[str]) -> None:
-        ids = _expressible(product_ids)
-        for chunk in _chunks(ids, ID_CHUNK):
-            found = self._query(_ids_expression(chunk), ["id"], collection=self.errors_collection)
-            if found:
-                with calling("clearing ingest errors"):
-                    self.client.delete(self.errors_collection, filter=_ids_expression([str(r["id"]) for r in found]))
+    def _errors_of(self, product_ids: Sequence[str]) -> set[str]:
+        """The products among ``product_ids`` with a recorded ingest error."""
+        found: set[str] = set()
+        for chunk in _chunks(_expressible(product_ids), ID_CHUNK):
+            rows = self._query(
+                _ids_expression(chunk), ["id"], collection=self.errors_collection, level=self.write_reads
+            )
+            found.update(str(r["id"]) for r in rows)
+        return found
+
+    def _delete_errors(self, product_ids: Sequence[str]) -> None:
+        for chunk in _chunks(_expressible(product_ids), ID_CHUNK):
+            with calling("clearing ingest errors"):
+                self.client.delete(self.errors_collection, filter=_ids_expression(list(chunk)))
 
     def delete(self, product_ids: Sequence[str]) -> tuple[int, list[str]]:
         rows = self.picture_rows(product_ids, ["image_file"])
         self.delete_products(list(rows))
-        self._clear_errors(list(product_ids))
+        self._delete_errors(sorted(self._errors_of(list(product_ids))))
         return len(rows), [r["image_file"] for found in rows.values() for r in found if r.get("image_file")]
 
     # --- search --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 
 from lookalike.backends.base import PictureHits, StoredPicture
 from lookalike.backends.milvus_client import calling
+from lookalike.backends.milvus_compat import decode_row, fields_nullable
 from lookalike.backends.milvus_schema import (
     PICTURE_SEP,
     PRODUCT_FIELDS,
@@ -61,6 +62,7 @@ class MilvusPictures:
     _multi_until: float = 0.0
     _multi: bool = False
     _layout: bool | None = None
+    _encoded: bool | None = None
 
     def _query(self, expr: str, fields: Sequence[str], **kwargs: Any) -> list[dict[str, Any]]:  # pragma: no cover
         raise NotImplementedError
@@ -74,6 +76,15 @@ class MilvusPictures:
                 desc = self.client.describe_collection(self.collection)
             self._layout = any(f.get("name") == "position" for f in desc.get("fields", []))
         return self._layout
+
+    @property
+    def nulls_encoded(self) -> bool:
+        """Whether the collection's fields cannot be null (made on Milvus 2.3 or 2.4): missing values are stored
+        as markers (:mod:`~lookalike.backends.milvus_compat`)."""
+        if self._encoded is None:
+            with calling(f"describe_collection {self.collection!r}"):
+                self._encoded = not fields_nullable(self.client.describe_collection(self.collection))
+        return self._encoded
 
     @property
     def product_fields(self) -> tuple[str, ...]:
@@ -106,19 +117,30 @@ class MilvusPictures:
         return f"{field} in [{', '.join(milvus_string(i) for i in ids)}]"
 
     # --- reads ---------------------------------------------------------------------------------
-    def picture_rows(self, product_ids: Sequence[str], fields: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    @property
+    def write_reads(self) -> str:
+        """The consistency of the reads an ingest makes around its writes (stored states, rows to replace, errors
+        to clear): ``Session``, which sees this client's own writes, where reads are ``Strong``. A ``Strong`` read
+        waits for the server's next time tick (~0.2 s on Milvus 2.3, measured), several times per batch."""
+        return "Session" if self.consistency_level == "Strong" else self.consistency_level
+
+    def picture_rows(
+        self, product_ids: Sequence[str], fields: Sequence[str], level: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
         """Every picture row of each product, in picture order."""
         out: dict[str, list[dict[str, Any]]] = {}
         extra = ["product", "position"] if self.picture_rows_layout else []
         for chunk in _chunks(_expressible(product_ids)):
-            for row in self._query(self._product_expr(chunk), ["id", *extra, *fields]):
+            for row in self._query(self._product_expr(chunk), ["id", *extra, *fields], level=level):
                 out.setdefault(str(row.get("product") or row["id"]), []).append(row)
         for rows in out.values():
             rows.sort(key=lambda r: int(r.get("position") or 0))
         return out
 
-    def picture_states(self, product_ids: Sequence[str]) -> dict[str, tuple[StoredPicture, ...]]:
-        rows = self.picture_rows(product_ids, ["image", "image_sha", "image_file"])
+    def picture_states(
+        self, product_ids: Sequence[str], level: str | None = None
+    ) -> dict[str, tuple[StoredPicture, ...]]:
+        rows = self.picture_rows(product_ids, ["image", "image_sha", "image_file"], level)
         return {
             pid: tuple(StoredPicture(r.get("image"), r.get("image_sha"), r.get("image_file")) for r in found)
             for pid, found in rows.items()
@@ -168,7 +190,7 @@ class MilvusPictures:
                 search_params=self.index_config.for_search(limit),
                 consistency_level=self.consistency_level,
             )
-        return [list(hits) for hits in found]
+        return [[{**h, "entity": decode_row(h["entity"])} for h in hits] for hits in found]
 
     # --- writes --------------------------------------------------------------------------------
     def check_pictures(self, n: int, stock: bool) -> None:
@@ -184,6 +206,25 @@ class MilvusPictures:
         if self._query(expr, ["id"], limit=1):
             with calling(f"delete from {self.collection!r}"):
                 self.client.delete(self.collection, filter=expr)
+
+    def pictures_beyond(self, counts: dict[str, int]) -> list[str]:
+        """The keys of each product's picture rows at positions ``counts[product]`` and after (to delete once the
+        product is written with fewer pictures): one query per 500 products, not one per product (each query
+        costs a server's consistency wait, ~0.2 s on Milvus 2.3)."""
+        if not self.picture_rows_layout or not counts:
+            return []
+        doomed: list[str] = []
+        for chunk in _chunks(_expressible(counts)):
+            expr = f"({self._product_expr(chunk)}) and position >= 1"
+            rows = self._query(expr, ["id", "product", "position"], level=self.write_reads)
+            doomed += [str(r["id"]) for r in rows if int(r["position"]) >= counts.get(str(r["product"]), 1 << 30)]
+        return doomed
+
+    def delete_rows(self, keys: Sequence[str]) -> None:
+        """Delete rows by primary key."""
+        for chunk in _chunks(list(keys)):
+            with calling(f"delete from {self.collection!r}"):
+                self.client.delete(self.collection, filter=f"id in [{', '.join(milvus_string(i) for i in chunk)}]")
 
     def delete_products(self, product_ids: Sequence[str]) -> None:
         for chunk in _chunks(list(product_ids)):

@@ -42,7 +42,7 @@ from lookalike.imaging import DecodeLimits, FetchSettings, image_format, open_im
 from lookalike.product import PREDICTED_COLOUR, Product
 from lookalike.sources import IngestRecord
 
-__all__ = ["IngestHost", "IngestProgress", "IngestReport", "add_product", "ingest"]
+__all__ = ["IngestHost", "IngestProgress", "IngestReport", "add_product", "commit_batch", "embed_batch", "ingest"]
 
 _AHEAD = 2  # batches being decoded while the model works on the current one
 
@@ -305,6 +305,13 @@ def _commit(
     report.failed.extend(e for e in errors if e[0] not in {i for i, _, _ in partial})
     report.partial.extend(partial)
     return [it.product.id for it in items]
+
+
+#: The pipeline's steps for other runners (:mod:`lookalike.catalog.ray_ingest`): the same embedding of a batch's
+#: pictures (``embed_batch(host, prepared, model)``, ``host`` needing ``dim`` and ``extractor`` only) and the same
+#: commit of a batch (``commit_batch(host, prepared, vectors, report, io_pool)``).
+embed_batch = _embed
+commit_batch = _commit
 
 
 def _picture_failures(failed: list[tuple[str, str]], total: int) -> str:
