@@ -3,14 +3,16 @@
 
     python bench/search_stages.py                         # 9,583-product catalogue, 100 photo uploads
     python bench/search_stages.py --before 5ae5df3        # ... and that commit's Catalog.search, same photos
+    python bench/search_stages.py --feedback 20 --catalog .lookalike/bench/catalog-44k   # ... and with feedback
 
 Each query is a shopper's photo upload (``Catalog.search(bytes)``: decode, embed the picture and its mirror
 image, search, ranking stages, metadata), one at a time; rounds alternate between the settings so machine
 noise falls on all of them alike (each photo goes through every setting in turn; the per-photo differences
 are reported too). Also times the colour detector alone, and the colour stage with the rows of
 earlier searches forgotten before each query (as the first search after a write finds them:
-:class:`lookalike.store.rows.SearchRows`). Prints JSON (``--json FILE`` keeps
-it).
+:class:`lookalike.store.rows.SearchRows`). ``--feedback N``: also the photo's search with N judged products
+(from its own plain top 2N: every other one of the first 10 liked, the rest disliked; issue 24). Prints JSON
+(``--json FILE`` keeps it).
 """
 
 from __future__ import annotations
@@ -97,9 +99,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", metavar="COMMIT", help="also time the search code of this commit")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--feedback", type=int, default=0, metavar="N", help="also time a search with N judged ids")
+    parser.add_argument("--catalog", type=Path, help="an existing catalogue (default: the 224-px one, built once)")
     args = parser.parse_args()
 
-    path = catalogue(CACHE / "catalog-224")
+    path = args.catalog or catalogue(CACHE / "catalog-224")
     files = sorted(PHOTOS.glob("*.jpg"))[: args.queries]
     photos = [f.read_bytes() for f in files]
     cat = Catalog.open(path)
@@ -112,11 +116,20 @@ def main() -> None:
     }
     if args.before:
         runs[f"before ({args.before})"] = []
+    judged: dict[bytes, dict[str, list[str]]] = {}
+    if args.feedback:
+        for data in photos:  # each photo's judgements, from its own plain results
+            ids = [h.id for h in cat.search(data, k=2 * args.feedback)][: args.feedback]
+            liked = ids[:10:2]
+            judged[data] = {"positive": liked, "negative": [i for i in ids if i not in liked]}
     settings = {
         "mirror merge only": lambda d: cat.search(d, k=10, colour_rank=False),
         "with colour stage": lambda d: cat.search(d, k=10),
         "with colour stage, rows read cold": lambda d: cold(cat).search(d, k=10),
     }
+    if args.feedback:
+        settings[f"with feedback ({args.feedback} judged)"] = lambda d: cat.search(d, k=10, **judged[d])
+        runs[f"with feedback ({args.feedback} judged)"] = []
     images = [load_image(f) for f in files]
     for r in range(args.rounds):
         # each photo through every setting in turn (the order turning each round), so drifting machine load
@@ -145,6 +158,10 @@ def main() -> None:
     for name in ("with colour stage", "with colour stage, rows read cold"):
         pairs = [b - a for a, b in zip(runs["mirror merge only"], runs[name], strict=True)]
         result[f"median of per-photo differences, {name}, ms"] = round(1000 * statistics.median(pairs), 2)
+    if args.feedback:
+        name = f"with feedback ({args.feedback} judged)"
+        plain_p50 = result["latency"]["with colour stage"]["p50_ms"]
+        result["feedback_p50_over_plain_p50"] = round(result["latency"][name]["p50_ms"] / plain_p50, 3)
     print(json.dumps(result, indent=2))
     write_json(args.json, result)
 

@@ -411,5 +411,5 @@ def test_api_refuses_bad_words_with_422(api, body) -> None:
 def test_openapi_documents_text_in_the_one_of(api) -> None:
     schema = api.get("/openapi.json").json()["components"]["schemas"]
     req = schema["SearchRequest"]
-    assert len(req["oneOf"]) == 3 and "text" in req["properties"]
+    assert len(req["oneOf"]) == 4 and "text" in req["properties"]  # url, product_id, text, or liked ids alone
     assert "text" in schema["SearchUpload"]["properties"]

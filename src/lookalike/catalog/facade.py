@@ -24,7 +24,7 @@ from PIL import Image
 
 from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
-from lookalike.catalog import product_pictures, query, words
+from lookalike.catalog import feedback, look, product_pictures, query, words
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
 from lookalike.catalog.check import verify_backend
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
@@ -49,7 +49,7 @@ from lookalike.sources import IngestRecord
 __all__ = ["Catalog", "IngestProgress", "IngestReport"]
 
 
-class Catalog:
+class Catalog(look.LookMixin):
     """A searchable product catalogue in one directory."""
 
     def __init__(
@@ -88,7 +88,6 @@ class Catalog:
         self.text_weight = TEXT_BM25_WEIGHT
         self.image_text_weight = IMAGE_TEXT_WEIGHT
         self.words_colour_weight = WORDS_COLOUR_WEIGHT
-        self.spelling = True  # misspelt words of a words query corrected first (lookalike.catalog.spelling)
         self._text_encoder: Any = None
         self._article_types: tuple[int, tuple[str, ...]] | None = None
         self.ranking_stages: tuple[RankingStage, ...] = DEFAULT_STAGES
@@ -198,9 +197,8 @@ class Catalog:
         record_index(self.path, self.manifest, self.backend)
 
     def verify(self) -> dict[str, Any]:
-        """Check that the index and the product store hold the same products and (embedded) that the store's
-        pages are sound (SQLite's quick_check): ``ok``, and ``problems``, one line each
-        (:func:`~lookalike.catalog.check.verify_backend`)."""
+        """Check that the index and the store hold the same products and (embedded) that the store's pages are
+        sound (SQLite's quick_check): ``ok``, ``problems`` (:func:`~lookalike.catalog.check.verify_backend`)."""
         return verify_backend(self.backend)
 
     # --- images --------------------------------------------------------------------------------
@@ -267,8 +265,7 @@ class Catalog:
         return query.embed_query(self, image)
 
     def query_vectors(self, image: ImageInput) -> np.ndarray:
-        """What a search with this image looks for: (1, dim), or with :attr:`query_flip` (2, dim), the
-        picture's and its mirror image's vectors (one batch of the model)."""
+        """What a search with this image looks for: (1, dim), or with :attr:`query_flip` (2, dim) with its mirror's."""
         return query.query_vectors(self, image)
 
     @property
@@ -291,8 +288,7 @@ class Catalog:
         return self._text_encoder or None
 
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray | None:
-        """The text tower's vectors of ``texts`` (n, dim) in the catalogue's space, or None (see
-        :attr:`text_encoder`)."""
+        """The text tower's vectors of ``texts`` (n, dim) in the catalogue's space, or None (:attr:`text_encoder`)."""
         enc = self.text_encoder
         return None if enc is None else enc.encode(list(texts))
 
@@ -319,20 +315,23 @@ class Catalog:
         colour_rank: bool | None = None,
         text: str | None = None,
         collapse: bool | None = None,
+        positive: Sequence[str] | None = None,
+        negative: Sequence[str] | None = None,
+        ignore_missing: bool = False,
+        region: look.RegionInput | None = None,
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
         ``product_id`` ("more like this": the product itself is left out) or a ``vector``; or ``text``
-        ("navy blue shirt for men"), alone or with one of them ("this, but in red"):
-        :mod:`lookalike.catalog.words`.
-
+        ("navy blue shirt for men"), alone or with one of them ("this, but in red"): :mod:`~.catalog.words`.
         Ranked by similarity and, unless ``colour_rank`` (default: :attr:`colour_rank`) is off, by agreement
-        with the query's colour; ``colour`` is a colour preference ("this, but in red": a colour name or
-        family), which ranks by that colour instead (not a filter: other colours still come after).
-        ``collapse`` (default: :attr:`collapse_duplicates`): products sharing one picture show once.
-        :meth:`search_result` also tells which colour was used."""
+        with the query's colour or the ``colour`` preference (not a filter). ``collapse`` (default:
+        :attr:`collapse_duplicates`): products sharing one picture show once. ``positive`` / ``negative``: ids of
+        liked / disliked products (feedback, also alone: :mod:`lookalike.catalog.feedback`). ``region``: search a part
+        of the picture, (x0, y0, x1, y1) in fractions of its width and height (:mod:`lookalike.catalog.look`)."""
         return self.search_result(
             image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, colour=colour,
-            colour_rank=colour_rank, text=text, collapse=collapse,
+            colour_rank=colour_rank, text=text, collapse=collapse, positive=positive, negative=negative,
+            ignore_missing=ignore_missing, region=region,
         ).hits  # fmt: skip
 
     def search_result(
@@ -348,16 +347,18 @@ class Catalog:
         colour_rank: bool | None = None,
         text: str | None = None,
         collapse: bool | None = None,
+        positive: Sequence[str] | None = None,
+        negative: Sequence[str] | None = None,
+        ignore_missing: bool = False,
+        region: look.RegionInput | None = None,
     ) -> SearchResult:
-        """:meth:`search` with the colour it ranked by and the query picture's detected colour."""
-        stages = self.ranking_stages
-        if text is not None:
-            return words.search_words(
-                self, text, image, url, product_id, vector, k, filters, stages, colour, colour_rank, None, collapse
-            )
-        return query.search(
-            self, image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, stages=stages,
-            colour=colour, colour_rank=colour_rank, collapse=collapse,
+        """:meth:`search` with the colour it ranked by, the query picture's detected colour and the judged ids
+        ignored (not in the catalogue, with ``ignore_missing``)."""
+        image, url = look.with_region(self, image, url, region)  # a region: its crop is the picture searched
+        return feedback.search(
+            self, image, url=url, product_id=product_id, vector=vector, text=text, k=k, filters=filters,
+            stages=self.ranking_stages, colour=colour, colour_rank=colour_rank, collapse=collapse, positive=positive,
+            negative=negative, ignore_missing=ignore_missing,
         )  # fmt: skip
 
     def search_vectors(
@@ -426,8 +427,7 @@ class Catalog:
     def facets(
         self, fields: Sequence[str] = FILTER_FIELDS, filters: Filters | None = None
     ) -> dict[str, list[tuple[Any, Any]]]:
-        """Distinct values and counts of the filter fields (and the price range); with ``filters``, each
-        field's counts are over the products passing every filter but its own."""
+        """Values and counts of the filter fields and the price range (``filters``: each but the field's own)."""
         return self.backend.facets(fields, filters)
 
     def info(self) -> dict[str, Any]:

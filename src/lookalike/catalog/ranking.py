@@ -7,8 +7,10 @@ returns as many as it got, a stage that fuses (the mirror merge; text with pictu
 one. :func:`rank` runs the stages in order and takes the top ``k`` of the one list left.
 
 The stages, in order: :func:`merge_mirror_views` (the views fused, each product at its best view), then
-:func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour),
-then :func:`collapse_duplicates` (products with the very same picture shown once, at the best-ranked of them).
+:func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour), then
+:func:`feedback_stage` (what the liked and disliked products share, when the query has feedback), then
+:func:`exact_first` (an exact or near-exact picture of a product first, whatever the stages did), then
+:func:`collapse_duplicates` (products with the very same picture shown once, at the best-ranked of them).
 Candidate lists hold ``ctx.candidates`` hits (more than ``k`` when a later stage re-ranks), and :func:`rank`
 cuts to ``k`` at the end. A new stage is a function (or an object with ``__call__``) of this shape added to
 the ``stages`` a query runs with; what it needs to know about the query goes into :class:`QueryContext`.
@@ -22,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lookalike.catalog.feedback_rank import FeedbackQuery, spread
 from lookalike.colour.families import family_index
 from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, colour_kind_order
 from lookalike.errors import CatalogError
@@ -30,6 +33,7 @@ from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
 __all__ = [
     "COLOUR_CANDIDATES",
     "DEFAULT_STAGES",
+    "EXACT_SIMILARITY",
     "FACET_WEIGHT",
     "PREDICTED_COLOUR",
     "TEXT_STAGES",
@@ -38,7 +42,9 @@ __all__ = [
     "RankingStage",
     "collapse_duplicates",
     "colour_stage",
+    "exact_first",
     "facet_stage",
+    "feedback_stage",
     "merge_mirror_views",
     "merge_views",
     "product_family",
@@ -49,6 +55,12 @@ __all__ = [
 COLOUR_CANDIDATES = 200
 #: Bonus per facet (article type, gender) of a product that the query's words name (docs/quality.md, "Words").
 FACET_WEIGHT = 0.05
+#: A query picture's similarity at or above which a product counts as its very picture (as stored: 1.0; re-encoded
+#: as a JPEG: 0.97-0.99): ranked first whatever the other stages do. Shoppers' photos reach 0.886 at most
+#: (docs/quality.md, "Exact pictures first").
+EXACT_SIMILARITY = 0.97
+#: Order keys within this of each other are a tie (twins' similarities differ in the last bits between backends).
+TIE = 1e-5
 #: Product ids → the content hash of each one's stored picture (None or absent: not known).
 PictureKeys = Callable[[Sequence[str]], dict[str, str | None]]
 
@@ -75,6 +87,10 @@ class QueryContext:
     #: the product's own colour field does; for words alone, whose vector reads the colour better than the
     #: prediction: docs/quality.md, "Words").
     predicted_colours: bool = True
+    #: The liked and disliked products of a feedback query (:mod:`lookalike.catalog.feedback`); None: no feedback.
+    feedback: FeedbackQuery | None = None
+    #: :func:`exact_first`'s threshold on the similarity (above 1: off).
+    exact_similarity: float = EXACT_SIMILARITY
 
     @property
     def depth(self) -> int:
@@ -103,8 +119,9 @@ def merge_views(hit_lists: Sequence[list[Hit]], k: int) -> list[Hit]:
 
 
 def merge_mirror_views(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
-    """The stage of :func:`merge_views`: the views' lists fused into one, each product at its best view."""
-    return [merge_views(ranked, ctx.depth)]
+    """The stage of :func:`merge_views`: the views' lists fused into one, each product at its best view (one list
+    stays as it was fetched: a feedback query's holds more than ``ctx.depth``, the products it explores)."""
+    return ranked if len(ranked) == 1 else [merge_views(ranked, ctx.depth)]
 
 
 def product_family(product: Product, predicted: bool = True) -> int:
@@ -117,11 +134,46 @@ def product_family(product: Product, predicted: bool = True) -> int:
     return family_index(guess) if isinstance(guess, str) else -1
 
 
+def _rekeyed(hit: Hit, key: float, colour_match: float | None = None) -> Hit:
+    """``hit`` ordered by ``key`` (a new Hit, field by field: dataclasses.replace costs more than a stage)."""
+    match = hit.colour_match if colour_match is None else colour_match
+    return Hit(hit.id, hit.score, hit.product, match, key, list(hit.duplicates), hit.matched_image)
+
+
+def feedback_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list re-ranked by the feedback key of :mod:`lookalike.catalog.feedback_rank` plus what the earlier
+    stages added to the similarity (the colour agreement and kind vote, by the colour the feedback chose): the
+    similarity to the query moved towards the liked products and away from the disliked (Rocchio, or the best
+    score), liked kinds up, disliked kinds and colours (that no liked product has) down, the liked products
+    themselves first and the disliked last. Hits keep their similarity to the query as ``score``; ``rank_score``
+    is the key. Unchanged when the query has no feedback (``ctx.feedback``)."""
+    fb = ctx.feedback
+    if fb is None:
+        return ranked
+    out = []
+    for hits in ranked:
+        if not hits:
+            out.append(hits)
+            continue
+        fams = np.fromiter(
+            (product_family(h.product, ctx.predicted_colours) for h in hits), dtype=np.int64, count=len(hits)
+        )
+        kinds = [h.product.article_type for h in hits]
+        added = np.fromiter((h.order_key - h.score for h in hits), dtype=np.float32, count=len(hits))
+        keys = (fb.keys([h.id for h in hits], kinds, fams) + added).tolist()
+        order = sorted(range(len(hits)), key=lambda i: -keys[i])  # stable: ties keep the incoming order
+        if fb.weights.spread and not fb.judged.liked_ids:  # nothing liked yet: a page of several kinds and colours
+            order = spread(order, kinds, fams, fb.weights.spread, int(fb.weights.spread_keep * ctx.k))
+        out.append([_rekeyed(hits[i], keys[i]) for i in order])
+    return out
+
+
 def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
-    """Each list re-ranked by ``score + kind_weight × kind vote + colour_weight × agreement`` with the query's
+    """Each list re-ranked by ``key + kind_weight × kind vote + colour_weight × agreement`` with the query's
     colour (:mod:`lookalike.colour.ranking`: the vote keeps the kind the nearest products share, the agreement
-    brings the query's colour up); unchanged when the query has no colour. Hits keep their similarity
-    as ``score`` and carry ``colour_match`` (the agreement) and ``rank_score`` (what they are ordered by)."""
+    brings the query's colour up), ``key`` being what the list was ordered by (the similarity, or the feedback
+    key); unchanged when the query has no colour. Hits keep their similarity as ``score`` and carry
+    ``colour_match`` (the agreement) and ``rank_score`` (what they are ordered by)."""
     if ctx.colour is None or ctx.colour_weight == 0:
         return ranked
     out = []
@@ -131,7 +183,7 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
             out.append(hits)
             continue
         fams = np.fromiter((product_family(h.product, predicted) for h in hits), dtype=np.int64, count=len(hits))
-        scores = np.fromiter((h.score for h in hits), dtype=np.float32, count=len(hits))
+        scores = np.fromiter((h.order_key for h in hits), dtype=np.float32, count=len(hits))
         kinds = [h.product.article_type for h in hits]
         order, keys, agree = colour_kind_order(scores, kinds, fams, ctx.colour, ctx.colour_weight, ctx.kind_weight)
         agree_list, key_list = agree.tolist(), keys.tolist()
@@ -178,11 +230,34 @@ def facet_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     return out
 
 
+def exact_first(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list with the products whose similarity to the query (``score``) is at least
+    ``ctx.exact_similarity`` (:data:`EXACT_SIMILARITY`: the query is their very picture, re-encoded or resized)
+    first, best similarity first, whatever the earlier stages made of them (a disliked one stays where it is);
+    their ``rank_score`` is raised above every other hit's so the order figure stays monotonic. Unchanged when
+    none reaches it or no stage re-ranked (the list is then in similarity order already)."""
+    disliked = set(ctx.feedback.judged.disliked_ids) if ctx.feedback is not None else set()
+    out = []
+    for hits in ranked:
+        exact = [h for h in hits if h.score >= ctx.exact_similarity and h.id not in disliked]
+        if not exact or all(h.rank_score is None for h in hits):
+            out.append(hits)
+            continue
+        top = max(h.order_key for h in hits)
+        lifted = sorted(exact, key=lambda h: -h.score)
+        ids = {h.id for h in lifted}
+        first = [_rekeyed(h, top + 1e-3 + (h.score - ctx.exact_similarity)) for h in lifted]
+        out.append(first + [h for h in hits if h.id not in ids])
+    return out
+
+
 def collapse_duplicates(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     """Each list with the products whose pictures are byte-identical (the same content hash,
-    ``ctx.pictures``) shown once: the best-ranked of them stays where it was and lists the others' ids in
-    :attr:`Hit.duplicates` (in rank order); the others leave the list. Order is kept otherwise; a product
-    whose hash is unknown stays. Unchanged when ``ctx.pictures`` is None. Near-identical pictures (vector
+    ``ctx.pictures``) shown once, where the best-ranked of them was, listing the others' ids in
+    :attr:`Hit.duplicates` (in rank order); the others leave the list. The one shown is the best-ranked, or among
+    those ranked level with it (within :data:`TIE`: twins' similarities differ in the last bits between backends)
+    the smallest id, so the embedded and Milvus backends show the same product. Order is kept otherwise; a
+    product whose hash is unknown stays. Unchanged when ``ctx.pictures`` is None. Near-identical pictures (vector
     cosine at or above 0.995) are not collapsed: on the 224-px catalogue every such pair is byte-identical
     already, and the pairs just below it are different products (docs/quality.md, "Duplicate pictures")."""
     if ctx.pictures is None:
@@ -190,35 +265,53 @@ def collapse_duplicates(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list
     out = []
     for hits in ranked:
         keys = ctx.pictures([h.id for h in hits]) if hits else {}
-        first: dict[str, Hit] = {}
+        groups: dict[str, list[Hit]] = {}
+        for hit in hits:
+            key = keys.get(hit.id)
+            if key is not None:
+                groups.setdefault(key, []).append(hit)
         kept: list[Hit] = []
         for hit in hits:
             key = keys.get(hit.id)
-            lead = first.get(key) if key is not None else None
-            if lead is not None:
-                lead.duplicates.extend([hit.id, *hit.duplicates])
-                continue
+            members = groups.pop(key, None) if key is not None else [hit]
+            if members is None:
+                continue  # a twin of a product already shown
+            best = members[0].order_key
+            lead = min((m for m in members if m.order_key >= best - TIE), key=lambda m: m.id)
+            others = [x for m in members if m is not lead for x in (m.id, *m.duplicates)]
             # a copy, so the caller's hits stay as they were
-            hit = Hit(
-                hit.id,
-                hit.score,
-                hit.product,
-                hit.colour_match,
-                hit.rank_score,
-                list(hit.duplicates),
-                hit.matched_image,
+            kept.append(
+                Hit(
+                    lead.id,
+                    lead.score,
+                    lead.product,
+                    lead.colour_match,
+                    lead.rank_score,
+                    [*lead.duplicates, *others],
+                    lead.matched_image,
+                )
             )
-            if key is not None:
-                first[key] = hit
-            kept.append(hit)
         out.append(kept)
     return out
 
 
-DEFAULT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, collapse_duplicates)
-#: The stages of a query with words: the mirror merge and colour, the facet bonus of what the words name, then
-#: the collapse of identical pictures.
-TEXT_STAGES: tuple[RankingStage, ...] = (merge_mirror_views, colour_stage, facet_stage, collapse_duplicates)
+DEFAULT_STAGES: tuple[RankingStage, ...] = (
+    merge_mirror_views,
+    colour_stage,
+    feedback_stage,
+    exact_first,
+    collapse_duplicates,
+)
+#: The stages of a query with words: the mirror merge, feedback and colour, the facet bonus of what the words name,
+#: then the exact picture first and the collapse of identical pictures.
+TEXT_STAGES: tuple[RankingStage, ...] = (
+    merge_mirror_views,
+    colour_stage,
+    feedback_stage,
+    facet_stage,
+    exact_first,
+    collapse_duplicates,
+)
 
 
 def rank(ctx: QueryContext, ranked: list[list[Hit]], stages: Sequence[RankingStage] = DEFAULT_STAGES) -> list[Hit]:

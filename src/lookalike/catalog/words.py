@@ -161,6 +161,7 @@ def _words_alone(
 ) -> SearchResult:
     dist, weight, result = _words_colour(host, intent, None, None, colour, colour_rank)
     ctx = _words_context(host, k, filters, dist, weight, intent, collapse)
+    ctx = replace(ctx, exact_similarity=float("inf"))  # fused scores are no picture's similarity: no exact_first
     if result.colour_source == "words" and words_vec is not None:
         # the words' vector already looks for their colour, and reads a picture's colour better than the
         # colour the ingest predicted for it: only products' own colour fields count here

@@ -20,7 +20,8 @@ _TASK_HELP = (
     "catalog, catalog-full, photo, photo-heldout (contributors lookalike-fashion never saw), "
     "photo-colour (task 3: kind and colour, held-out contributors), photo-colour-all (all 310 photos), "
     "catalog-colour (task 3's catalogue variant), all (every one of these), or text (task 4: words, through "
-    "the catalogue's own search, and a held-out photo plus a colour word; not part of all)."
+    "the catalogue's own search, and a held-out photo plus a colour word; not part of all), or feedback (task 6: a "
+    "simulated shopper likes and dislikes for two rounds; not part of all)."
 )
 _COLOUR_TASKS = ("photo-colour", "photo-colour-all", "catalog-colour")
 _MODEL_HELP = "Extractor (repeatable); NAME@squash, NAME@center_crop, NAME@pad override its resize."
@@ -70,6 +71,11 @@ def eval_(
         raise InvalidQueryError("--k must be positive")
     if task == "text":
         _eval_text(datasets, cache_dir or lookalike_home() / "eval-cache", out_dir, seed, k, quiet)
+        return
+    if task == "feedback":
+        from lookalike.cli.eval_feedback import eval_feedback
+
+        eval_feedback(datasets, cache_dir or lookalike_home() / "eval-cache", out_dir, k, max_queries, quiet)
         return
     if (queries is None) != (gallery is None):
         raise InvalidQueryError("--queries and --gallery go together")

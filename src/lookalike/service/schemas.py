@@ -9,7 +9,9 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from lookalike.product import Filters, Hit, Product
+from lookalike.service.feedback_schemas import FEEDBACK_FIELDS, FeedbackFields
 from lookalike.service.patterns import WORDS_PATTERN, colour_pattern
+from lookalike.service.region_fields import RegionForm, RegionJSON
 
 __all__ = [
     "FILTER_NAMES",
@@ -30,8 +32,17 @@ FILTER_NAMES = ("category", "subcategory", "article_type", "gender", "colour", "
 _MAX_TEXT = 200
 _HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"  # an http(s) URL, as sent (no leading space)
 _MAX_ID = 200
-#: A filter field's values, as the schema states them (the validator below enforces it: 422).
-FILTER_LIST: dict[str, Any] = {"maxItems": 50, "items": {"type": "string", "maxLength": _MAX_TEXT}}
+
+
+def filter_list_schema(schema: dict[str, Any]) -> None:
+    """A filter field's values as the schema states them, on its array branch: at most 50 of at most
+    ``_MAX_TEXT`` characters (the validator below enforces it: 422)."""
+    for branch in schema.get("anyOf", [schema]):
+        if isinstance(branch, dict) and branch.get("type") == "array":
+            branch["maxItems"] = 50
+            branch["items"] = {"type": "string", "maxLength": _MAX_TEXT}
+
+
 _COLLAPSE = (
     "Show products with the very same picture once: the best-ranked, listing the others in its duplicates "
     "(default: the service's setting, on)."
@@ -82,12 +93,12 @@ class _FilterFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    category: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
-    subcategory: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
-    article_type: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
-    gender: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
-    colour: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
-    brand: list[str] | None = Field(default=None, json_schema_extra=FILTER_LIST)
+    category: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
+    subcategory: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
+    article_type: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
+    gender: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
+    colour: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
+    brand: list[str] | None = Field(default=None, json_schema_extra=filter_list_schema)
     min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_price: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="Below min_price, the range is empty: nothing matches."
@@ -101,6 +112,8 @@ class _FilterFields(BaseModel):
     @field_validator(*FILTER_NAMES, mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) > 50:  # counted as sent (empty values included)
+            raise ValueError(f"at most 50 values of at most {_MAX_TEXT} characters")
         return _as_list(value)
 
     @field_validator(*FILTER_NAMES)
@@ -116,9 +129,9 @@ class FiltersIn(_FilterFields):
     ``max_price`` is an empty range: nothing matches)."""
 
     # the same fields, with examples for the JSON schema (an overridden field keeps its place)
-    category: list[str] | None = Field(default=None, examples=[["Apparel"]], json_schema_extra=FILTER_LIST)
+    category: list[str] | None = Field(default=None, examples=[["Apparel"]], json_schema_extra=filter_list_schema)
     article_type: list[str] | None = Field(
-        default=None, examples=[["Tshirts", "Shirts"]], json_schema_extra=FILTER_LIST
+        default=None, examples=[["Tshirts", "Shirts"]], json_schema_extra=filter_list_schema
     )
 
     def to_filters(self) -> Filters:
@@ -144,7 +157,7 @@ _WORDS_DESCRIPTION = (
 _MAX_WORDS = 500
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(FeedbackFields):
     """JSON search: by image URL, by catalogue product ("more like this") or by words: exactly one of ``url``
     and ``product_id``, or ``text`` alone, or ``text`` with one of them."""
 
@@ -156,15 +169,32 @@ class SearchRequest(BaseModel):
                 {"product_id": "10006", "k": 12, "filters": {"gender": "Men", "max_price": 50}},
                 {"text": "navy blue shirt for men", "k": 12},
                 {"product_id": "10006", "text": "in red"},
+                {"url": "https://example.com/photo.jpg", "positive": ["10006"], "negative": ["10007"]},
             ],
             # exactly one of url and product_id (the other absent or null), text optional with either;
             # or text alone (url and product_id absent or null)
             "oneOf": [
                 {"required": ["url"], "properties": {"url": {"type": "string"}, "product_id": {"type": "null"}}},
-                {"required": ["product_id"], "properties": {"product_id": {"type": "string"}, "url": {"type": "null"}}},
+                {
+                    "required": ["product_id"],
+                    "properties": {
+                        "product_id": {"type": "string"},
+                        **{n: {"type": "null"} for n in ("url", "region")},
+                    },
+                },
                 {
                     "required": ["text"],
-                    "properties": {"text": {"type": "string"}, "url": {"type": "null"}, "product_id": {"type": "null"}},
+                    "properties": {
+                        "text": {"type": "string"},
+                        **{name: {"type": "null"} for name in ("url", "product_id", "region")},
+                    },
+                },
+                {  # liked products alone: "more like these"
+                    "required": ["positive"],
+                    "properties": {
+                        "positive": {"type": "array", "minItems": 1},
+                        **{name: {"type": "null"} for name in ("url", "product_id", "text", "region")},
+                    },
                 },
             ],
         },
@@ -200,6 +230,7 @@ class SearchRequest(BaseModel):
         default=None, description="Re-rank by the query's colour (default: the service's setting, on)."
     )
     collapse: bool | None = Field(default=None, description=_COLLAPSE)
+    region: RegionJSON = None
 
     @field_validator("url")
     @classmethod
@@ -217,12 +248,12 @@ class SearchRequest(BaseModel):
     def _exactly_one(self) -> SearchRequest:
         if self.url is not None and self.product_id is not None:
             raise ValueError("give at most one of url or product_id (upload a file with multipart/form-data)")
-        if self.url is None and self.product_id is None and self.text is None:
-            raise ValueError("give url, product_id or text (upload a file with multipart/form-data)")
+        if self.url is None and self.product_id is None and self.text is None and not self.positive:
+            raise ValueError("give url, product_id, text or positive (upload a file with multipart/form-data)")
         return self
 
 
-class _Upload(BaseModel):
+class _Upload(FeedbackFields):
     image: bytes = Field(description="The photo: JPEG, PNG, WebP, GIF, BMP, TIFF (HEIC/AVIF when supported).")
     k: int | None = Field(default=None, ge=1)
     prefer_colour: str | None = Field(
@@ -235,6 +266,7 @@ class _Upload(BaseModel):
     )
     colour_rank: bool | None = Field(default=None, description="Re-rank by the photo's colour (default: on).")
     collapse: bool | None = Field(default=None, description=_COLLAPSE)
+    region: RegionForm = None
     text: str | None = Field(
         default=None,
         min_length=1,
@@ -260,9 +292,8 @@ class SearchUpload(_FilterFields, _Upload):
         return _check_words(value)
 
     def filters_in(self) -> FiltersIn:
-        return FiltersIn.model_validate(
-            self.model_dump(exclude={"image", "k", "prefer_colour", "colour_rank", "collapse", "text"})
-        )
+        skip = {"image", "k", "prefer_colour", "colour_rank", "collapse", "text", "region", *FEEDBACK_FIELDS}
+        return FiltersIn.model_validate(self.model_dump(exclude=skip))
 
 
 class ProductOut(BaseModel):
@@ -343,10 +374,10 @@ class QueryColour(BaseModel):
     ranked_by: str | None = Field(
         default=None, description="The colour family the results were re-ranked by; null: no colour ranking."
     )
-    source: Literal["detected", "preference", "product", "words"] | None = Field(
+    source: Literal["detected", "preference", "product", "words", "liked"] | None = Field(
         default=None,
-        description="Where ranked_by came from: seen in the picture, asked for, the product's own, or named in "
-        "the query's words.",
+        description="Where ranked_by came from: seen in the picture, asked for, the product's own, named in the "
+        "query's words, or the family the liked products agree on.",
     )
     detected: str | None = Field(default=None, description="The garment's colour family seen in the query picture.")
     detected_top: list[tuple[str, float]] = Field(
@@ -358,7 +389,7 @@ class QueryColour(BaseModel):
 class QueryInfo(BaseModel):
     """What was searched for."""
 
-    type: Literal["image", "url", "product", "text"]
+    type: Literal["image", "url", "product", "text", "feedback"]
     value: str | None = Field(
         default=None, description="The URL, the product id, the upload's file name, or the words (type text)."
     )
@@ -382,5 +413,8 @@ class SearchResponse(BaseModel):
         default=None,
         description='The words as searched when a misspelt word was corrected ("blak jeans" → "black jeans"); '
         "null when the words were searched as typed.",
+    )
+    ignored: list[str] = Field(
+        default_factory=list, description="Judged ids left out: no product has them now (with ignore_missing)."
     )
     hits: list[HitOut]

@@ -14,6 +14,7 @@ from lookalike.service.schemas import ErrorOut, HitOut, QueryColour, QueryInfo, 
 
 __all__ = [
     "DESCRIPTIONS",
+    "FORM_NULL",
     "body_kind",
     "error_responses",
     "form_fields",
@@ -33,6 +34,7 @@ DESCRIPTIONS = {
     422: "Invalid parameters",
     503: "Too many image URL requests in progress; retry after the Retry-After header's seconds",
     504: "The image URL timed out",
+    507: "The disk is full: nothing was written; free space and try again",
 }
 
 
@@ -55,13 +57,21 @@ def unsupported_body(expected: str) -> HTTPException:
     return HTTPException(415, f"unsupported request content type; send {expected}")
 
 
+#: A multipart text field holding exactly this is a field not given (OpenAPI clients write a null this way; it
+#: was stored as the text "null"). A title or category that really is "null" cannot be set through the API.
+FORM_NULL = "null"
+
+
 def form_fields(form: FormData, files: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Form fields as a dict: repeated fields become lists, single ones plain values; ``files`` left out."""
+    """Form fields as a dict: repeated fields become lists, single ones plain values; ``files`` left out, and
+    fields sent as the text ``null`` too (:data:`FORM_NULL`: not given)."""
     out: dict[str, Any] = {}
     for key in form:
         if key in files:
             continue
-        values = form.getlist(key)
+        values = [v for v in form.getlist(key) if v != FORM_NULL]
+        if not values:
+            continue
         if any(isinstance(v, UploadFile) for v in values):
             out[key] = "<file>"  # a file where text is expected: fails validation with a clear message
             continue
@@ -75,7 +85,7 @@ async def read_upload(form: FormData, name: str) -> tuple[bytes | None, str | No
     if value is None:
         return None, None
     if not isinstance(value, UploadFile):
-        if not value:
+        if not value or value == FORM_NULL:
             return None, None
         raise InvalidQueryError(f"{name} must be a file upload, not a text field")
     data = await value.read()
@@ -84,7 +94,7 @@ async def read_upload(form: FormData, name: str) -> tuple[bytes | None, str | No
 
 async def read_image_form(request: Request, name: str = "image") -> tuple[bytes | None, str | None, dict[str, Any]]:
     """A multipart form with at most one file, ``name``: its bytes and file name, and the other fields."""
-    form = await request.form(max_files=1, max_fields=64)
+    form = await request.form(max_files=1, max_fields=320)  # 64 fields and up to 2 × 100 judged ids, repeated
     try:
         data, filename = await read_upload(form, name)
         fields = form_fields(form, files=(name,))

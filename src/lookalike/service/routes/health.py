@@ -14,4 +14,11 @@ router = APIRouter(tags=["service"])
 
 @router.get("/healthz", response_model=HealthOut, summary="Health check")
 def healthz(catalog: CatalogDep) -> HealthOut:
-    return HealthOut(status="ok", products=len(catalog), extractor=catalog.extractor_name)
+    entry = catalog.manifest.get("extractor", {})
+    return HealthOut(
+        status="ok",
+        products=len(catalog),
+        extractor=catalog.extractor_name,
+        model_sha256=entry.get("sha256"),
+        generation=int(catalog.manifest.get("generation", 0)),
+    )

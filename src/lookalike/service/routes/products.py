@@ -177,7 +177,7 @@ def remove_picture(
     dependencies=[Depends(require_admin)],
     responses={
         201: {"model": UpsertOut, "description": "Added"},
-        **error_responses(400, 401, 403, 413, 415, 422, 503, 504),
+        **error_responses(400, 401, 403, 404, 413, 415, 422, 503, 504),
     },
     openapi_extra=_UPSERT_BODY,
 )
@@ -209,7 +209,10 @@ def _upsert(catalog: Catalog, item: ProductForm) -> tuple[Literal["added", "upda
         existing = None
     image = item.image if item.image is not None else item.image_url
     if existing is None and image is None:
-        raise InvalidQueryError("image: a new product needs an 'image' file or an 'image_url'")
+        # 404, not 422: whether a picture is needed depends on the catalogue, which a schema cannot say
+        raise ProductNotFoundError(
+            f"no product with id {item.id!r}; a new product needs an 'image' file or an 'image_url'"
+        )
     status = catalog.upsert(item.merged_into(existing), image)
     return ("added" if status == "added" else "updated"), catalog.get(item.id)
 
