@@ -146,7 +146,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("With one composite per product", "lookalike train-colour --composites 1 -o runs/colour.json"),
     ],
     "train-detector": [
-        ("A tiny trial run", "lookalike train-detector --limit 300 --outfits 200 --epochs 2 --photos 20"),
+        ("A tiny trial run", "lookalike train-detector --limit 300 --outfits 200 --epochs 2 --real-photos 20"),
         ("The full run, into a folder", "lookalike train-detector -o runs/detector"),
     ],
     "serve": [
