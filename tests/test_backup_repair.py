@@ -13,28 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike import Catalog, read_csv
+from lookalike import Catalog
 from lookalike.catalog import backup as backup_module
 from lookalike.catalog.repair import inspect, repair
 from lookalike.sources import IngestRecord
-from tests.conftest import PRODUCTS_CSV, PRODUCTS_DIR, run_cli
-
-HIST = "colour-histogram"
+from tests.conftest import PRODUCTS_DIR, run_cli
+from tests.reindex_helpers import copy_of, ingested
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("repair") / "hist"
-    with Catalog.create(path, extractor=HIST) as cat:
-        assert cat.ingest(read_csv(PRODUCTS_CSV)).added == 16
+    ingested(path)
     return path
 
 
 @pytest.fixture()
 def cat_dir(source: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "cat"
-    shutil.copytree(source, path)
-    return path
+    return copy_of(source, tmp_path / "cat")
 
 
 def sql(path: Path, statement: str, *args: object) -> None:

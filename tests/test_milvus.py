@@ -23,7 +23,7 @@ from lookalike.backends.base import UpsertItem
 from lookalike.backends.milvus import IndexConfig, connect, filter_expression, milvus_number, milvus_string
 from lookalike.backends.milvus_compat import parse_version, server_features
 from lookalike.backends.milvus_schema import fold
-from lookalike.errors import CatalogError, InvalidQueryError, ModelMismatchError
+from lookalike.errors import CatalogError, InvalidProductError, InvalidQueryError, ModelMismatchError
 from lookalike.migrate import migrate_catalog
 
 from .conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, CatalogMaker, ServerCatalogMaker
@@ -224,8 +224,10 @@ def test_filtered_facets_agree(vector_twins, filters):
 
 def test_a_product_id_with_a_control_character_is_refused(vector_twins):
     _, mil = vector_twins
-    with pytest.raises(CatalogError, match="control character"):
-        mil.backend.upsert([UpsertItem(Product(id="bad\nid"), np.ones(360, np.float32))])
+    with pytest.raises(InvalidProductError, match="control character"):  # the one id rule, before any backend
+        Product(id="bad\nid")
+    with pytest.raises(CatalogError, match="U\\+E000"):  # kept for picture keys in a Milvus catalogue
+        mil.backend.upsert([UpsertItem(Product(id="bad\ue000id"), np.ones(360, np.float32))])
     assert mil.store.get("bad\nid") is None and mil.delete(["bad\nid"]) == 0
 
 

@@ -4,10 +4,8 @@ interrupted build, and the faults (a full disk during the build, a kill in the m
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike import Catalog, read_csv
+from lookalike import Catalog
 from lookalike.backends.embedded import EmbeddedBackend
 from lookalike.catalog import reindex as rx
 from lookalike.catalog.generations import generations, read_pointer
@@ -24,50 +22,32 @@ from lookalike.catalog.repair import inspect
 from lookalike.errors import CatalogBusyError, CatalogError, CatalogSwitchedError, SourceError, StorageFullError
 from lookalike.evaluate.gate import make_gate, read_gate
 from lookalike.product import Product
-from tests.conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, run_cli
-
-HIST = "colour-histogram"
-LITE0 = "efficientnet-lite0"
+from tests.conftest import PHOTOS, PRODUCTS_DIR, run_cli
+from tests.reindex_helpers import HIST, LITE0, copy_of, ingested, write_gate_csv
 
 
 @pytest.fixture(scope="module")
 def hist_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 16 test products under the colour-histogram model (built once; tests use copies)."""
     path = tmp_path_factory.mktemp("reindex") / "hist"
-    with Catalog.create(path, extractor=HIST) as cat:
-        assert cat.ingest(read_csv(PRODUCTS_CSV)).added == 16
+    ingested(path)
     return path
 
 
 @pytest.fixture()
 def hist_cat(hist_source: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "cat"
-    shutil.copytree(hist_source, path)
-    return path
+    return copy_of(hist_source, tmp_path / "cat")
 
 
 @pytest.fixture()
 def lite0_cat(built_catalog: Catalog, tmp_path: Path) -> Path:
     built_catalog.checkpoint()
-    path = tmp_path / "lite0"
-    shutil.copytree(built_catalog.path, path)
-    return path
+    return copy_of(built_catalog.path, tmp_path / "lite0")
 
 
 @pytest.fixture(scope="module")
 def gate_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Labelled queries: the two phone photos and every product picture, right when of the same article type."""
-    path = tmp_path_factory.mktemp("gate") / "gate.csv"
-    with PRODUCTS_CSV.open() as fh:
-        rows = list(csv.DictReader(fh))
-    with path.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["image", "products", "article_types"])
-        out.writerow([PHOTOS / "tshirt.jpg", "", "Tshirts"])
-        out.writerow([PHOTOS / "shoes.jpg", "", "Casual Shoes"])
-        for r in rows:
-            out.writerow([PRODUCTS_DIR / r["image"], r["id"], r["article_type"]])
-    return path
+    return write_gate_csv(tmp_path_factory.mktemp("gate") / "gate.csv")
 
 
 def served_model(path: Path) -> tuple[int, str, int]:

@@ -5,7 +5,6 @@ On the session's Milvus Lite database (``milvus_uri``); one run on the 2.3 serve
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 import uuid
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lookalike import Catalog, read_csv
+from lookalike import Catalog
 from lookalike.backends.milvus_alias import (
     GuardedMilvusBackend,
     alias_target,
@@ -27,18 +26,16 @@ from lookalike.backends.milvus_client import connect
 from lookalike.catalog import milvus_reindex as mx
 from lookalike.errors import CatalogError, CatalogNotFoundError, CatalogSwitchedError
 from lookalike.product import Product
-from tests.conftest import PHOTOS, PRODUCTS_CSV, PRODUCTS_DIR, run_cli
+from tests.conftest import PHOTOS, PRODUCTS_DIR, run_cli
+from tests.reindex_helpers import HIST, LITE0, ingested, write_gate_csv
 
-HIST = "colour-histogram"
-LITE0 = "efficientnet-lite0"
 PICTURE = PRODUCTS_DIR / "images" / "10773.jpg"
 
 
 def _catalogue(uri: str, model: str = HIST, **kwargs: Any) -> str:
     """A new plain Milvus catalogue of the 16 test products; its name."""
     name = f"shop_{uuid.uuid4().hex[:10]}"
-    with Catalog.create(name, extractor=model, backend="milvus", uri=uri, **kwargs) as cat:
-        assert cat.ingest(read_csv(PRODUCTS_CSV)).added == 16
+    ingested(name, model, backend="milvus", uri=uri, **kwargs)
     return name
 
 
@@ -61,18 +58,7 @@ def client(milvus_uri: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def gate_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Labelled queries: the two phone photos and every product picture, right when of the same article type."""
-    path = tmp_path_factory.mktemp("gate") / "gate.csv"
-    with PRODUCTS_CSV.open() as fh:
-        rows = list(csv.DictReader(fh))
-    with path.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["image", "products", "article_types"])
-        out.writerow([PHOTOS / "tshirt.jpg", "", "Tshirts"])
-        out.writerow([PHOTOS / "shoes.jpg", "", "Casual Shoes"])
-        for r in rows:
-            out.writerow([PRODUCTS_DIR / r["image"], r["id"], r["article_type"]])
-    return path
+    return write_gate_csv(tmp_path_factory.mktemp("gate") / "gate.csv")
 
 
 # --- build and switch ---------------------------------------------------------------------------------------

@@ -25,14 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: not serialised
-    fcntl = None  # type: ignore[assignment]
-
 from lookalike.backends.embedded import STORE_FILE, fsync_dir
+from lookalike.catalog.ingest_lock import try_flock
 from lookalike.errors import (
-    CatalogBusyError,
     CatalogDamagedError,
     CatalogError,
     CatalogNotFoundError,
@@ -190,18 +185,10 @@ def operation_lock(root: Path, what: str) -> Iterator[None]:
         raise CatalogNotFoundError(f"no lookalike catalogue at {root} (missing {MANIFEST})")
     folder = root / FOLDER
     folder.mkdir(exist_ok=True)
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CatalogBusyError(
-                    f"another reindex, rollback or gc is running on {root}; {what} when it has finished"
-                ) from None
+    with try_flock(
+        folder / _LOCK, f"another reindex, rollback or gc is running on {root}; {what} when it has finished"
+    ):
         yield
-    finally:
-        os.close(fd)
 
 
 def store_meta(db: Path, values: Mapping[str, Any] | None = None) -> dict[str, str]:

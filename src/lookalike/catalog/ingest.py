@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,7 +43,16 @@ from lookalike.imaging import DecodeLimits, FetchSettings, image_format, open_im
 from lookalike.product import PREDICTED_COLOUR, Product
 from lookalike.sources import IngestRecord
 
-__all__ = ["IngestHost", "IngestProgress", "IngestReport", "add_product", "commit_batch", "embed_batch", "ingest"]
+__all__ = [
+    "IngestHost",
+    "IngestProgress",
+    "IngestReport",
+    "add_product",
+    "commit_batch",
+    "embed_batch",
+    "ingest",
+    "wait_commits",
+]
 
 _AHEAD = 2  # batches being decoded while the model works on the current one
 
@@ -182,12 +192,7 @@ def ingest(
     io_pool = ThreadPoolExecutor(16, thread_name_prefix="lookalike-pictures")
     writer = ThreadPoolExecutor(1, thread_name_prefix="lookalike-writer")
 
-    def flush() -> None:
-        while writing:
-            future, upto = writing.pop()
-            committed = future.result()
-            if progress is not None:
-                progress(IngestProgress(upto, committed, report))
+    flush = partial(wait_commits, writing, report, progress)
 
     def step(futures: list[Future[list[Prepared]]]) -> int:
         prepared = [p for f in futures for p in f.result()]
@@ -215,6 +220,20 @@ def ingest(
         with contextlib.suppress(LookalikeError, OSError):
             host.checkpoint()
     return report
+
+
+def wait_commits(
+    writing: list[tuple[Future[list[str]], int]],
+    report: IngestReport,
+    progress: Callable[[IngestProgress], None] | None,
+) -> None:
+    """Wait for the commits in flight (``writing``: each with the products done after it), emptying it, and tell
+    ``progress`` of each."""
+    while writing:
+        future, upto = writing.pop()
+        committed = future.result()
+        if progress is not None:
+            progress(IngestProgress(upto, committed, report))
 
 
 def _submit(

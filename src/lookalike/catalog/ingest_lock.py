@@ -23,9 +23,26 @@ except ImportError:  # pragma: no cover - Windows: not serialised
 
 from lookalike.errors import CatalogBusyError
 
-__all__ = ["INGEST_LOCK", "ingest_lock"]
+__all__ = ["INGEST_LOCK", "ingest_lock", "try_flock"]
 
 INGEST_LOCK = ".ingest.lock"
+
+
+@contextlib.contextmanager
+def try_flock(path: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created when missing), never waited for: raises
+    :class:`CatalogBusyError` with the message ``busy`` at once when another holds it (the kernel drops it when
+    its holder dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CatalogBusyError(busy) from None
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 @contextlib.contextmanager
@@ -33,16 +50,9 @@ def ingest_lock(folder: Path) -> Iterator[None]:
     """Hold the ingest lock of the catalogue whose picture folder is ``folder``; raises
     :class:`CatalogBusyError` at once when another ingest holds it."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / INGEST_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CatalogBusyError(
-                    f"another ingest is running on this catalogue ({folder.parent}); run this one again when it "
-                    "has finished (what it committed is skipped)"
-                ) from None
+    with try_flock(
+        folder / INGEST_LOCK,
+        f"another ingest is running on this catalogue ({folder.parent}); run this one again when it "
+        "has finished (what it committed is skipped)",
+    ):
         yield
-    finally:
-        os.close(fd)  # releases the flock

@@ -34,21 +34,18 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
-
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: not serialised
-    fcntl = None  # type: ignore[assignment]
 
 from lookalike.backends.base import StoredPicture, UpsertItem
 from lookalike.catalog.backend_choice import probe_extractor
 from lookalike.catalog.facade import Catalog
 from lookalike.catalog.ingest import keep_predicted_colour
+from lookalike.catalog.ingest_lock import try_flock
 from lookalike.catalog.reembed import Job, Progress, SyncReport, reembed
 from lookalike.catalog.reindex import Gate, ReindexResult
-from lookalike.errors import CatalogBusyError, CatalogError
+from lookalike.errors import CatalogError
 from lookalike.extractors import Extractor, create_extractor
 from lookalike.extractors.identity import model_entry
 from lookalike.product import PREDICTED_COLOUR, Product
@@ -176,18 +173,10 @@ def _operation(
         folder = place.images_dir
         assert folder is not None
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise CatalogBusyError(
-                        f"another reindex, rollback or gc is running on {name!r}; {what} when it has finished"
-                    ) from None
+        with try_flock(
+            folder / LOCK, f"another reindex, rollback or gc is running on {name!r}; {what} when it has finished"
+        ):
             yield place
-        finally:
-            os.close(fd)
     finally:
         place.close()
 
@@ -256,19 +245,7 @@ def reindex(
             try:
                 build, _ = sync(source, target, None, progress, batch_size, processes)
                 result = ReindexResult(_number(target), _number(source), target.extractor_name, build)
-                if build.failed:
-                    result.reason = (
-                        f"{len(build.failed)} products could not be embedded again (first: {build.failed[0][0]}: "
-                        f"{build.failed[0][1]})"
-                    )
-                    return result
-                if gate is not None:
-                    passed, result.gate = gate(source, target)
-                    if not passed:
-                        result.reason = f"the gate kept generation {_number(source)}: {result.gate}"
-                        return result
-                if not switch_to:
-                    result.reason = "not asked to switch"
+                if result.held_back(None if gate is None else partial(gate, source, target), switch_to):
                     return result
                 result.final = _switch(place, source, target, tail_s)
                 result.switched = True

@@ -30,13 +30,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from lookalike.catalog.ingest import IngestHost, IngestProgress, IngestReport, commit_batch, embed_batch
+from lookalike.catalog.ingest import IngestHost, IngestProgress, IngestReport, commit_batch, embed_batch, wait_commits
 from lookalike.catalog.prepare import Preparer, fast_cfg
 from lookalike.errors import CatalogError, LookalikeError, ModelMismatchError
 from lookalike.imaging import DecodeLimits, FetchSettings
@@ -218,12 +219,7 @@ def ray_ingest(
     writing: list[tuple[Future[list[str]], int]] = []  # the commit in flight, and the products done after it
     results: Any = None
 
-    def flush() -> None:
-        while writing:
-            future, upto = writing.pop()
-            committed = future.result()
-            if progress is not None:
-                progress(IngestProgress(upto, committed, report))
+    flush = partial(wait_commits, writing, report, progress)
 
     try:
         blocks = list(_blocks(host, records, max(1, batch_size), refresh))

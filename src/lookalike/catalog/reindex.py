@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,25 @@ class ReindexResult:
             "switched": self.switched, "tested": self.gate is not None, "gate": self.gate, "reason": self.reason,
             "build": self.build.to_dict(), "final": self.final.to_dict() if self.final else None,
         }  # fmt: skip
+
+    def held_back(self, run_gate: Callable[[], tuple[bool, str]] | None, switch_to: bool, hint: str = "") -> bool:
+        """Whether the built generation must not serve: a product could not be embedded (``hint`` is added to
+        the reason), ``run_gate`` (the gate on the serving and the built generation) kept the serving one, or
+        ``switch_to`` is False; :attr:`reason` then says which."""
+        if self.build.failed:
+            first = self.build.failed[0]
+            self.reason = (
+                f"{len(self.build.failed)} products could not be embedded again (first: {first[0]}: {first[1]}){hint}"
+            )
+        elif run_gate is not None and not self._gate_passes(run_gate):
+            self.reason = f"the gate kept generation {self.previous}: {self.gate}"
+        elif not switch_to:
+            self.reason = "not asked to switch"
+        return self.reason is not None
+
+    def _gate_passes(self, run_gate: Callable[[], tuple[bool, str]]) -> bool:
+        passed, self.gate = run_gate()
+        return passed
 
 
 # --- catching up ----------------------------------------------------------------------------------
@@ -208,20 +228,8 @@ def reindex(
         try:
             build = catch_up(source, serving, target, n, progress, batch_size, processes)
             result = ReindexResult(n, serving, ext.name, build)
-            if build.failed:
-                result.reason = (
-                    f"{len(build.failed)} products could not be embedded again (first: {build.failed[0][0]}: "
-                    f"{build.failed[0][1]}); run lookalike check --repair"
-                )
-                return result
-            if gate is not None:
-                with Catalog.open(home, generation=serving) as old:
-                    passed, result.gate = gate(old, target)
-                if not passed:
-                    result.reason = f"the gate kept generation {serving}: {result.gate}"
-                    return result
-            if not switch_to:
-                result.reason = "not asked to switch"
+            run_gate = None if gate is None else partial(_gate_on, gate, home, serving, target)
+            if result.held_back(run_gate, switch_to, "; run lookalike check --repair"):
                 return result
             result.final = _switch(home, n, source, target)
             result.switched = True
@@ -229,6 +237,11 @@ def reindex(
         finally:
             target.close()
             source.close()
+
+
+def _gate_on(gate: Gate, root: Path, serving: int, target: Catalog) -> tuple[bool, str]:
+    with Catalog.open(root, generation=serving) as old:
+        return gate(old, target)
 
 
 def _switch(root: Path, n: int, source: ProductStore, target: Catalog) -> SyncReport:

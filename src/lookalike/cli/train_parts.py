@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lookalike.cli.options import DatasetsOpt, QuietOpt, err, interrupted, out, quiet_onnx_tools
 
-__all__ = ["train_colour", "train_segmenter"]
+__all__ = ["run_training", "train_colour", "train_segmenter"]
 
 
 def train_segmenter(
@@ -32,8 +33,20 @@ def train_segmenter(
 ) -> None:
     """Train the garment segmenter on catalogue shots composited onto home scenes; report mask IoU on held-out
     composites (test-split products), export ONNX."""
-    from lookalike.evaluate.datasets import resolve_datasets_root
     from lookalike.training.segment import train_segmenter as run
+
+    run_training(
+        run, datasets, out_dir, cache_dir, quiet,
+        size=size, epochs=epochs, views=views, seed=seed, threads=torch_threads, limit=limit,
+    )  # fmt: skip
+
+
+def run_training(
+    run: Callable[..., Any], datasets: Path | None, out_dir: Path, cache_dir: Path | None, quiet: bool, **options: Any
+) -> None:
+    """Train a model that learns from catalogue masks: ``run(datasets root, out_dir, **options, progress=...,
+    cache_dir=..., command=...)`` (the cache defaults to ``<out_dir>/cache``), then print its report."""
+    from lookalike.evaluate.datasets import resolve_datasets_root
 
     def say(message: str) -> None:
         if not quiet:
@@ -44,12 +57,7 @@ def train_segmenter(
             report = run(
                 resolve_datasets_root(datasets),
                 out_dir,
-                size=size,
-                epochs=epochs,
-                views=views,
-                seed=seed,
-                threads=torch_threads,
-                limit=limit,
+                **options,
                 progress=say,
                 cache_dir=cache_dir or out_dir / "cache",
                 command="lookalike " + shlex.join(sys.argv[1:]),

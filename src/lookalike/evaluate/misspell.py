@@ -12,16 +12,19 @@ import os
 import random
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from lookalike.evaluate.text_eval import (
+    build_catalogue,
+    colour_cache_name,
+    predicted_families,
+    products_of,
+    score_catalogue,
+)
+from lookalike.evaluate.text_task import test_split, test_split_image_vectors
 
-from lookalike.evaluate.text_eval import build_catalogue, colour_cache_name, predicted_families, products_of
-from lookalike.evaluate.text_task import phrase_queries, phrase_relevance, test_split, test_split_image_vectors
-
-__all__ = ["CONDITIONS", "misspell", "run_misspelt_eval", "score_texts"]
+__all__ = ["CONDITIONS", "misspell", "run_misspelt_eval"]
 
 _WORD = re.compile(r"[^\W\d_]+")
 #: (name, misspelt, spelling on) of each run.
@@ -52,36 +55,6 @@ def misspell(text: str, rng: random.Random) -> str:
         i = rng.randrange(len(word))
         typo = word[:i] + word[i + 1 :]
     return text[: m.start()] + typo + text[m.end() :]
-
-
-def score_texts(
-    cat: Any,
-    rows: Sequence[dict[str, str]],
-    seed: int = 0,
-    k: int = 10,
-    every: int = 1,
-    transform: Callable[[str], str] = lambda t: t,
-) -> dict[str, float]:
-    """:func:`lookalike.evaluate.text_eval.score_catalogue` with each query text passed through
-    ``transform`` first (relevance stays the typed phrase's)."""
-    index = {r["id"]: i for i, r in enumerate(rows)}
-    out: dict[str, float] = {}
-    for label, distinct in (("", False), (" distinct", True)):
-        queries = phrase_queries(rows, seed, distinct)[::every]
-        rel = phrase_relevance(queries, rows)
-        results = cat.search_texts([transform(q.text) for q in queries], k=k)
-        p = [sum(bool(rel[qi, index[h.id]]) for h in res.hits) / k for qi, res in enumerate(results)]
-        out[f"phrase{label} mP@{k}"] = float(np.mean(p))
-    titles = [(i, " ".join((r.get("productDisplayName") or "").split())) for i, r in enumerate(rows)]
-    titles = [(i, t) for i, t in titles if t][::every]
-    results = cat.search_texts([transform(t) for _, t in titles], k=k)
-    ranks = [
-        next((j for j, h in enumerate(res.hits) if h.id == rows[i]["id"]), k)
-        for (i, _), res in zip(titles, results, strict=True)
-    ]
-    out["title R@1"] = float(np.mean([r < 1 for r in ranks]))
-    out[f"title R@{k}"] = float(np.mean([r < k for r in ranks]))
-    return out
 
 
 def run_misspelt_eval(
@@ -115,5 +88,7 @@ def run_misspelt_eval(
                 for cond, misspelt, spelling in CONDITIONS:
                     say(f"{name}: {cond}")
                     cat.spelling = spelling
-                    out[f"{name}: {cond}"] = score_texts(cat, rows, seed, k, every, typo if misspelt else str)
+                    out[f"{name}: {cond}"] = score_catalogue(
+                        cat, rows, seed, k, every=every, transform=typo if misspelt else None
+                    )
     return out

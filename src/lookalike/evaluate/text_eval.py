@@ -105,10 +105,18 @@ def build_catalogue(folder: Path, products: Sequence[Product], vectors: np.ndarr
 
 
 def score_catalogue(
-    cat: Any, rows: Sequence[dict[str, str]], seed: int = 0, k: int = 10, text_tower: bool = True, every: int = 1
+    cat: Any,
+    rows: Sequence[dict[str, str]],
+    seed: int = 0,
+    k: int = 10,
+    text_tower: bool = True,
+    every: int = 1,
+    transform: Callable[[str], str] | None = None,
 ) -> dict[str, float]:
     """Task 4 on one catalogue through :meth:`~lookalike.catalog.Catalog.search_texts`; ``text_tower``
-    False: BM25 alone (the baseline); ``every``: only every n-th query (for quick sweeps)."""
+    False: BM25 alone (the baseline); ``every``: only every n-th query (for quick sweeps); ``transform``: what
+    each query text is passed through first (relevance stays the typed phrase's)."""
+    change = transform or (lambda t: t)
     if not text_tower:
         cat._text_encoder = False  # the catalogue's switch for "no text vectors"
     index = {r["id"]: i for i, r in enumerate(rows)}
@@ -116,12 +124,12 @@ def score_catalogue(
     for label, distinct in (("", False), (" distinct", True)):
         queries = phrase_queries(rows, seed, distinct)[::every]
         rel = phrase_relevance(queries, rows)
-        results = cat.search_texts([q.text for q in queries], k=k)
+        results = cat.search_texts([change(q.text) for q in queries], k=k)
         p = [sum(bool(rel[qi, index[h.id]]) for h in res.hits) / k for qi, res in enumerate(results)]
         out[f"phrase{label} mP@{k}"] = float(np.mean(p))
     titles = [(i, " ".join((r.get("productDisplayName") or "").split())) for i, r in enumerate(rows)]
     titles = [(i, t) for i, t in titles if t][::every]
-    results = cat.search_texts([t for _, t in titles], k=k)
+    results = cat.search_texts([change(t) for _, t in titles], k=k)
     ranks = [
         next((j for j, h in enumerate(res.hits) if h.id == rows[i]["id"]), k)
         for (i, _), res in zip(titles, results, strict=True)

@@ -13,7 +13,6 @@ torch is imported inside the functions: it is needed for training only.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -34,6 +33,7 @@ from lookalike.training.detector_data import (
     training_photo_backgrounds,
     training_photo_samples,
 )
+from lookalike.training.segment import export_onnx, write_sidecar
 
 __all__ = ["MODEL_NAME", "build_detector", "detection_scores", "targets", "train_detector"]
 
@@ -223,38 +223,6 @@ def _features(trunk: Any, images: np.ndarray, size: int, batch: int = 32, thread
     return np.concatenate(out)
 
 
-def _export(model: Any, size: int, path: Path) -> float:
-    """ONNX (opset 17, dynamic batch), written atomically; returns the max |torch - onnxruntime| output."""
-    import os
-    import tempfile
-    import warnings
-
-    import onnxruntime as ort
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(2, 3, size, size),), tmp, input_names=["x"],
-                              output_names=["heat", "dist"], opset_version=17, dynamo=False,
-                              dynamic_axes={"x": {0: "n"}, "heat": {0: "n"}, "dist": {0: "n"}})  # fmt: skip
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, size, size)).astype(np.float32))
-    with torch.no_grad():
-        ref = [t.numpy() for t in model(x)]
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    got = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
-    return float(max(np.abs(r - g).max() for r, g in zip(ref, got, strict=True)))
-
-
 def _predict(head: Any, feats: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
@@ -363,7 +331,7 @@ def train_detector(
     out_dir = Path(out_dir)
     onnx_path = out_dir / f"{MODEL_NAME}.onnx"
     model = build_detector(head.eval(), trunk)
-    max_diff = _export(model, size, onnx_path)
+    max_diff = export_onnx(model, size, onnx_path, ("heat", "dist"))
     report = {
         "model": MODEL_NAME,
         "architecture": f"EfficientNet-Lite0 blocks 0-{TRUNK_BLOCKS - 1} (ImageNet, frozen) + CenterNet-style head",
@@ -393,11 +361,7 @@ def train_detector(
         "max_abs_diff_torch_onnx": max_diff,
         "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    sidecar = {
-        "input": {"name": "x", "size": size, "mean": [MEAN] * 3, "std": [STD] * 3, "resize": "squash"},
-        "output": {"names": ["heat", "dist"], "stride": STRIDE, "classes": list(CLASSES), "threshold": THRESHOLD},
-        "training": report,
-    }
-    onnx_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    output = {"names": ["heat", "dist"], "stride": STRIDE, "classes": list(CLASSES), "threshold": THRESHOLD}
+    write_sidecar(onnx_path, size, MEAN, STD, output, report)
     say(f"exported {onnx_path} ({report['onnx_bytes'] / 1e6:.2f} MB), test recall {final['box_recall_iou50']:.3f}")
     return report

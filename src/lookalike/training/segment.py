@@ -18,7 +18,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +173,9 @@ def mask_iou(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"mean_iou": float(per.mean()), "pooled_iou": float(inter.sum() / max(union.sum(), 1.0))}
 
 
-def _export(model: Any, size: int, path: Path) -> float:
-    """ONNX (opset 17, dynamic batch), written atomically; returns the max |torch - onnxruntime| logit."""
+def export_onnx(model: Any, size: int, path: Path, outputs: Sequence[str] = ("logits",)) -> float:
+    """``model`` (input ``x``: (n, 3, size, size)) as ONNX (opset 17, dynamic batch, its outputs named
+    ``outputs``), written atomically; returns the max |torch - onnxruntime| output."""
     import warnings
 
     import onnxruntime as ort
@@ -192,8 +193,8 @@ def _export(model: Any, size: int, path: Path) -> float:
                 (torch.zeros(2, 3, size, size),),
                 tmp,
                 input_names=["x"],
-                output_names=["logits"],
-                dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+                output_names=list(outputs),
+                dynamic_axes={name: {0: "n"} for name in ("x", *outputs)},
                 opset_version=17,
                 dynamo=False,
             )
@@ -204,12 +205,26 @@ def _export(model: Any, size: int, path: Path) -> float:
             os.unlink(tmp)
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 3, size, size)).astype(np.float32))
     with torch.no_grad():
-        ref = model(x).numpy()
+        out = model(x)
+    ref = [out.numpy()] if isinstance(out, torch.Tensor) else [t.numpy() for t in out]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1
-    got = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
-    return float(np.abs(ref - got).max())
+    got = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
+    return float(max(np.abs(r - g).max() for r, g in zip(ref, got, strict=True)))
+
+
+def write_sidecar(
+    onnx_path: Path, size: int, mean: float, std: float, output: dict[str, Any], report: dict[str, Any]
+) -> None:
+    """The model's JSON sidecar (``<model>.json``): its square input (``size``, ``mean`` and ``std`` of every
+    channel), its ``output`` and the training ``report``."""
+    sidecar = {
+        "input": {"name": "x", "size": size, "mean": [mean] * 3, "std": [std] * 3, "resize": "squash"},
+        "output": output,
+        "training": report,
+    }
+    onnx_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
 
 
 def train_segmenter(
@@ -308,7 +323,7 @@ def train_segmenter(
 
     out_dir = Path(out_dir)
     onnx_path = out_dir / f"{MODEL_NAME}.onnx"
-    max_diff = _export(model, size, onnx_path)
+    max_diff = export_onnx(model, size, onnx_path)
     report = {
         "model": MODEL_NAME,
         "architecture": f"U-Net-like, widths {list(widths)}, global context, logits at half resolution",
@@ -336,11 +351,6 @@ def train_segmenter(
         "max_abs_diff_torch_onnx": max_diff,
         "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    sidecar = {
-        "input": {"name": "x", "size": size, "mean": [MEAN] * 3, "std": [STD] * 3, "resize": "squash"},
-        "output": {"name": "logits", "stride": 2},
-        "training": report,
-    }
-    onnx_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_sidecar(onnx_path, size, MEAN, STD, {"name": "logits", "stride": 2}, report)
     say(f"exported {onnx_path} ({report['onnx_bytes'] / 1e6:.2f} MB), test IoU {final['mean_iou']:.4f}")
     return report
