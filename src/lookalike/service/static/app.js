@@ -91,10 +91,23 @@ function remember(query, replace = false) {
 
 function scrollToResults(view = "search") {
   // On a phone the query panel fills the screen: bring the results up. On a wide screen they are in view.
+  if (view === "search" && NARROW.matches) { // the photo panel (garments, crop box) sits above the grid
+    const top = $("#results").getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.45) window.scrollBy({ top: top - window.innerHeight * 0.3, behavior: "smooth" });
+    state.scrollUntil = Date.now() + 4000; // it may still grow above them
+    return;
+  }
   const head = $(`#view-${view} .results-head`);
   const top = head.getBoundingClientRect().top;
   if (top < 0 || top > window.innerHeight * 0.35) head.scrollIntoView({ behavior: "smooth", block: "start" });
+  if (view === "search") state.scrollUntil = Date.now() + 4000; // the photo panel may still grow above them
 }
+
+// On a phone, the photo panel (its garments, the crop box) is drawn after the search starts and pushes the
+// results down: bring them up again while the search that asked for it is recent.
+new ResizeObserver(() => {
+  if (NARROW.matches && state.scrollUntil && Date.now() < state.scrollUntil) scrollToResults();
+}).observe($("#look"));
 
 function releasePreviews() {
   for (const url of state.previews) {
