@@ -37,5 +37,12 @@ RegionJSON = Annotated[
 RegionForm = Annotated[
     str | None,
     BeforeValidator(_blank_is_none),
-    Field(default=None, max_length=200, pattern=REGION_PATTERN, description=_REGION_HELP, examples=["0.1,0.2,0.6,0.9"]),
+    Field(
+        default=None,
+        max_length=200,
+        pattern=REGION_PATTERN,
+        description=_REGION_HELP,
+        examples=["0.1,0.2,0.6,0.9"],
+        json_schema_extra={"pattern": REGION_PATTERN},  # pydantic leaves it out of a str | None's schema
+    ),
 ]
