@@ -137,7 +137,7 @@ def interrupted(message: str) -> NoReturn:
 def run_app(app: typer.Typer) -> None:
     """Run ``app``, turning lookalike errors into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="lookalike")  # not "python -m ..." when run as a module
         if isinstance(code, int) and code:  # typer returns the code of a typer.Exit, which Ctrl-C becomes (130)
             if code == 130:
                 err.print("interrupted")
