@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - Windows: across threads only
 
 from lookalike.backends.base import CatalogBackend
 from lookalike.errors import CatalogError, LookalikeError, ProductNotFoundError
-from lookalike.fsutil import atomic_write
+from lookalike.fsutil import as_storage_error, atomic_write
 from lookalike.imaging import DecodeLimits, image_format, open_image_bytes
 
 __all__ = ["NewPicture", "PictureStore"]
@@ -109,8 +109,8 @@ class PictureStore:
         def save(item: tuple[NewPicture, str | None]) -> tuple[str | LookalikeError | OSError, set[Path]]:
             try:
                 return self._store(item[0], limits, item[1])
-            except (LookalikeError, OSError) as exc:
-                return exc, set()
+            except (LookalikeError, OSError) as exc:  # a full disk (ENOSPC, EDQUOT): StorageFullError
+                return as_storage_error(exc, "storing a picture"), set()
 
         run = io_pool.map if io_pool is not None and len(pictures) > 1 else map
         results = list(run(save, list(zip(pictures, paths, strict=True))))
@@ -119,7 +119,8 @@ class PictureStore:
         out: dict[int, str | LookalikeError | OSError] = {}
         for p, (rel, changed) in zip(pictures, results, strict=True):
             error = next((e for f in sorted(changed) if (e := synced[f]) is not None), None)
-            out[id(p)] = error if error is not None and isinstance(rel, str) else rel
+            failed = error is not None and isinstance(rel, str)
+            out[id(p)] = as_storage_error(error, "storing a picture") if failed else rel  # type: ignore[arg-type]
         return out
 
     def _store(self, picture: NewPicture, limits: DecodeLimits, source: str | None) -> tuple[str, set[Path]]:

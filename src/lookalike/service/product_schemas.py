@@ -29,6 +29,14 @@ __all__ = [
 ID_PATTERN = WORDS_PATTERN
 
 
+def _a_file(schema: dict[str, Any]) -> None:
+    """An optional upload is a file part or nothing: the schema says ``binary``, not ``binary or null`` (clients
+    write a null as the text field "null", which the server takes as "not given", and a text field as an image
+    is refused: 422)."""
+    schema.pop("anyOf", None)
+    schema.update(type="string", format="binary")
+
+
 # --- products -----------------------------------------------------------------------------------
 class ProductPage(BaseModel):
     """A page of the catalogue, in insertion order."""
@@ -48,10 +56,9 @@ class ProductForm(BaseModel):
     id: str = Field(
         min_length=1,
         max_length=_MAX_ID,
-        pattern=ID_PATTERN,
         description="The product id: something besides whitespace, no control characters, not '.' or '..' (the "
         "rule of every way in; '/' is fine: the API writes an id as one percent-encoded path segment).",
-        json_schema_extra={"not": {"enum": [".", ".."]}},
+        json_schema_extra={"pattern": ID_PATTERN, "not": {"enum": [".", ".."]}},  # enforced by validate_product_id
     )
     title: str | None = Field(default=None, max_length=1000)
     brand: str | None = Field(default=None, max_length=_MAX_TEXT)
@@ -62,7 +69,7 @@ class ProductForm(BaseModel):
     gender: str | None = Field(default=None, max_length=_MAX_TEXT)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="A finite price.")
     url: str | None = Field(default=None, max_length=2048)
-    image: bytes | None = Field(default=None, description="The product picture.")
+    image: bytes | None = Field(default=None, description="The product picture (a file).", json_schema_extra=_a_file)
     image_url: str | None = Field(
         default=None,
         max_length=2048,
@@ -151,3 +158,5 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
     products: int
     extractor: str
+    model_sha256: str | None = Field(default=None, description="The SHA-256 of the serving model's weights.")
+    generation: int = Field(default=0, description="The catalogue generation serving (lookalike reindex).")
