@@ -269,19 +269,35 @@ class _Upload(FeedbackFields):
     region: RegionForm = None
     text: str | None = Field(
         default=None,
-        min_length=1,
         max_length=_MAX_WORDS,
-        description="Words that move the photo's search ('in red').",
-        json_schema_extra={"pattern": WORDS_PATTERN},
+        description="Words that move the photo's search ('in red'); a blank field counts as not given (as a "
+        "browser's form sends an empty box).",
+        json_schema_extra={"pattern": f"^\\s*$|{WORDS_PATTERN}"},
     )
+
+
+#: Multipart fields where a blank value counts as not given (a browser's form sends its empty boxes).
+_BLANK_IS_NONE = ("k", "min_price", "max_price", "prefer_colour", "colour_rank", "collapse", "text")
+
+
+def _blank_allowed(schema: dict[str, Any], names: tuple[str, ...]) -> None:
+    """The schema of ``names`` also takes a blank string (the server reads it as "not given")."""
+    for name in names:
+        prop = schema.get("properties", {}).get(name)
+        if prop is None:
+            continue
+        options = prop.pop("anyOf", None) or [{k: prop.pop(k) for k in ("type",) if k in prop}]
+        options.append({"type": "string", "pattern": "^\\s*$", "maxLength": 64})
+        prop["anyOf"] = options
 
 
 class SearchUpload(_FilterFields, _Upload):
     """Multipart search: an uploaded photo, ``k`` and flat filter fields (repeat a field for 'any of')."""
 
     # fields in the order image, k, then the filters: pydantic collects the bases' fields right to left
+    model_config = ConfigDict(json_schema_extra=lambda schema: _blank_allowed(schema, _BLANK_IS_NONE))
 
-    @field_validator("k", "min_price", "max_price", "prefer_colour", "colour_rank", "collapse", "text", mode="before")
+    @field_validator(*_BLANK_IS_NONE, mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
