@@ -26,6 +26,20 @@ from lookalike.errors import CatalogBusyError
 __all__ = ["INGEST_LOCK", "ingest_lock", "try_flock"]
 
 INGEST_LOCK = ".ingest.lock"
+_HELD: set[int] = set()  # the lock files this process holds
+
+
+def _close_held_in_child() -> None:
+    """In a forked child (the ingest's decode workers): let go of the parent's locks. A child shares the lock's
+    open file description, so without this a child outliving a killed parent would hold the catalogue busy."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 @contextlib.contextmanager
@@ -40,8 +54,10 @@ def try_flock(path: Path, busy: str) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise CatalogBusyError(busy) from None
+        _HELD.add(fd)
         yield
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # releases the flock
 
 
