@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_catalog", "missing_pictures", "verify_backend"]
+from lookalike.backends.embedded import EmbeddedBackend
+
+__all__ = ["catalog_info", "check_catalog", "missing_pictures", "verify_backend"]
 
 
 def verify_backend(backend: Any) -> dict[str, Any]:
@@ -72,3 +74,23 @@ def check_catalog(catalog: Any) -> list[str]:
         for pid, rel in gone
     ]
     return problems
+
+
+def catalog_info(catalog: Any) -> dict[str, Any]:
+    """:meth:`Catalog.info <lookalike.catalog.Catalog.info>`: path, products, model, the backend's description,
+    ingest errors, bytes on disk (the catalogue folder; a Milvus catalogue's picture folder), dates, version."""
+    folders = {catalog.images_dir}
+    if isinstance(catalog.backend, EmbeddedBackend):
+        folders = {catalog.path}
+    size = sum(p.stat().st_size for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
+    return {
+        "path": str(catalog.path),
+        "products": len(catalog),
+        "extractor": catalog.manifest["extractor"]["name"],
+        "dim": catalog.dim,
+        **catalog.backend.describe(),
+        "ingest_errors": len(catalog.backend.errors()),
+        "bytes_on_disk": size,
+        "created": catalog.manifest.get("created"),
+        "lookalike_version": catalog.manifest.get("lookalike_version"),
+    }

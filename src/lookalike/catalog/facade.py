@@ -26,7 +26,7 @@ from lookalike.backends.base import CatalogBackend, UpsertItem
 from lookalike.backends.embedded import EmbeddedBackend
 from lookalike.catalog import feedback, look, product_pictures, query, words
 from lookalike.catalog.backend_choice import create_catalog, embedded_backend, open_catalog, record_index
-from lookalike.catalog.check import verify_backend
+from lookalike.catalog.check import catalog_info, verify_backend
 from lookalike.catalog.ingest import IngestProgress, IngestReport, add_product, keep_predicted_colour
 from lookalike.catalog.ingest import ingest as run_ingest
 from lookalike.catalog.ingest_lock import ingest_lock
@@ -81,7 +81,8 @@ class Catalog(look.LookMixin):
         self.colour_rank = colour_rank
         self.collapse_duplicates = collapse_duplicates
         self.colour_weight = DEFAULT_COLOUR_WEIGHT
-        self.photo_kind_weight = PHOTO_KIND_WEIGHT
+        self.photo_kind_weight = PHOTO_KIND_WEIGHT  # the nearest products' vote, where the kind head cannot read
+        self.kind_rank = True  # a query picture's kind (the kind head) ranks up its kind: catalog.kinds
         self.colour_candidates = COLOUR_CANDIDATES
         self._colour_detector: ColourDetector | None = None
         self.text_fusion = FUSION
@@ -319,6 +320,7 @@ class Catalog(look.LookMixin):
         negative: Sequence[str] | None = None,
         ignore_missing: bool = False,
         region: look.RegionInput | None = None,
+        kind: str | None = None,
     ) -> list[Hit]:
         """Products most like the query: an image (path, bytes, PIL), an image ``url``, a catalogue
         ``product_id`` ("more like this": the product itself is left out) or a ``vector``; or ``text``
@@ -327,11 +329,12 @@ class Catalog(look.LookMixin):
         with the query's colour or the ``colour`` preference (not a filter). ``collapse`` (default:
         :attr:`collapse_duplicates`): products sharing one picture show once. ``positive`` / ``negative``: ids of
         liked / disliked products (feedback, also alone: :mod:`lookalike.catalog.feedback`). ``region``: search a part
-        of the picture, (x0, y0, x1, y1) in fractions of its width and height (:mod:`lookalike.catalog.look`)."""
+        of the picture, (x0, y0, x1, y1) in fractions of its width and height (:mod:`lookalike.catalog.look`). A
+        picture's kind (the kind head) ranks up its kind, or ``kind``, a catalogue kind: :mod:`~.catalog.kinds`."""
         return self.search_result(
             image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, colour=colour,
             colour_rank=colour_rank, text=text, collapse=collapse, positive=positive, negative=negative,
-            ignore_missing=ignore_missing, region=region,
+            ignore_missing=ignore_missing, region=region, kind=kind,
         ).hits  # fmt: skip
 
     def search_result(
@@ -351,14 +354,15 @@ class Catalog(look.LookMixin):
         negative: Sequence[str] | None = None,
         ignore_missing: bool = False,
         region: look.RegionInput | None = None,
+        kind: str | None = None,
     ) -> SearchResult:
-        """:meth:`search` with the colour it ranked by, the query picture's detected colour and the judged ids
-        ignored (not in the catalogue, with ``ignore_missing``)."""
+        """:meth:`search` with the colour and kind it ranked by, the query picture's detected colour and kinds, and
+        the judged ids ignored (not in the catalogue, with ``ignore_missing``)."""
         image, url = look.with_region(self, image, url, region)  # a region: its crop is the picture searched
         return feedback.search(
             self, image, url=url, product_id=product_id, vector=vector, text=text, k=k, filters=filters,
             stages=self.ranking_stages, colour=colour, colour_rank=colour_rank, collapse=collapse, positive=positive,
-            negative=negative, ignore_missing=ignore_missing,
+            negative=negative, ignore_missing=ignore_missing, kind=kind,
         )  # fmt: skip
 
     def search_vectors(
@@ -379,11 +383,12 @@ class Catalog(look.LookMixin):
         batch_size: int = 32,
         colour: str | None = None,
         colour_rank: bool | None = None,
+        kind: str | None = None,
     ) -> list[list[Hit] | LookalikeError]:
         """Search many query images at once (batched embedding); a query that fails gives its error."""
         return [
             r if isinstance(r, LookalikeError) else r.hits
-            for r in self.search_many_results(images, k, filters, batch_size, colour, colour_rank)
+            for r in self.search_many_results(images, k, filters, batch_size, colour, colour_rank, kind)
         ]
 
     def search_many_results(
@@ -394,10 +399,11 @@ class Catalog(look.LookMixin):
         batch_size: int = 32,
         colour: str | None = None,
         colour_rank: bool | None = None,
+        kind: str | None = None,
     ) -> list[SearchResult | LookalikeError]:
-        """:meth:`search_many` with each query's colour (as :meth:`search_result`)."""
+        """:meth:`search_many` with each query's colour and kinds (as :meth:`search_result`)."""
         return query.search_many(
-            self, images, k, filters, batch_size, stages=self.ranking_stages, colour=colour, colour_rank=colour_rank
+            self, images, k, filters, batch_size, self.ranking_stages, colour=colour, colour_rank=colour_rank, kind=kind
         )
 
     def search_texts(
@@ -431,18 +437,5 @@ class Catalog(look.LookMixin):
         return self.backend.facets(fields, filters)
 
     def info(self) -> dict[str, Any]:
-        folders = {self.images_dir}
-        if isinstance(self.backend, EmbeddedBackend):
-            folders = {self.path}
-        size = sum(p.stat().st_size for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
-        return {
-            "path": str(self.path),
-            "products": len(self),
-            "extractor": self.manifest["extractor"]["name"],
-            "dim": self.dim,
-            **self.backend.describe(),
-            "ingest_errors": len(self.backend.errors()),
-            "bytes_on_disk": size,
-            "created": self.manifest.get("created"),
-            "lookalike_version": self.manifest.get("lookalike_version"),
-        }
+        """What ``lookalike info`` prints: path, counts, model, backend, errors, bytes on disk, versions."""
+        return catalog_info(self)

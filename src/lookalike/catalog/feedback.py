@@ -36,6 +36,7 @@ from lookalike.catalog.feedback_rank import (
     product_means,
     rocchio,
 )
+from lookalike.catalog.kinds import kind_plan, with_kind
 from lookalike.catalog.query import (
     MAX_K,
     ImageInput,
@@ -269,8 +270,11 @@ def search(
     negative: Sequence[str] | None = None,
     ignore_missing: bool = False,
     weights: FeedbackWeights | None = None,
+    kind: str | None = None,
 ) -> SearchResult:
-    """A search with feedback (the module's docstring); with no judged ids, the plain search of the query."""
+    """A search with feedback (the module's docstring); with no judged ids, the plain search of the query.
+    ``kind``: rank by this kind of the catalogue's (a chip); with feedback, the kind the picture shows is reported
+    but not ranked by (the judged products say more)."""
     liked, disliked = check_judged(positive, negative)
     ignored: tuple[str, ...] = ()
     judged = products = None
@@ -284,12 +288,13 @@ def search(
     if judged is None or products is None:
         if text is not None:
             result = words.search_words(
-                host, text, image, url, product_id, vector, k, filters, stages, colour, colour_rank, None, collapse
-            )
+                host, text, image, url, product_id, vector, k, filters, stages, colour, colour_rank, None, collapse,
+                kind=kind,
+            )  # fmt: skip
         else:
             result = plain_search(
                 host, image, url=url, product_id=product_id, vector=vector, k=k, filters=filters, stages=stages,
-                colour=colour, colour_rank=colour_rank, collapse=collapse,
+                colour=colour, colour_rank=colour_rank, collapse=collapse, kind=kind,
             )  # fmt: skip
         result.ignored = list(ignored)
         return result
@@ -304,6 +309,8 @@ def search(
     if w.kind_vote is not None:
         ctx = replace(ctx, kind_weight=w.kind_vote)
     ctx = replace(ctx, candidates=max(ctx.candidates, min(w.candidates, MAX_K)), feedback=fb)
+    prior, result.kind = kind_plan(host, views if image is not None or url is not None else None, kind)
+    ctx = with_kind(ctx, prior if kind is not None else None, host.colour_candidates)
     if given == 0:  # words or liked products alone: no query picture to be exactly
         ctx = replace(ctx, exact_similarity=float("inf"))
     result.hits = rank_filled(ctx, lambda d: _fetch(host, fb, views, products, d, filters, exclude), stages)

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.backends.base import CatalogBackend
+from lookalike.catalog.kinds import KindSeen, kind_plan, with_kind
 from lookalike.catalog.ranking import DEFAULT_STAGES, PictureKeys, QueryContext, RankingStage, product_family, rank
 from lookalike.colour.detect import ColourDetector, ColourEstimate
 from lookalike.colour.families import FAMILIES
@@ -164,6 +165,8 @@ class SearchResult:
     understood: str | None = None  # the words as corrected, when a misspelt word was (catalog.spelling)
     #: Judged ids left out because no product has them now (a feedback search with ``ignore_missing``).
     ignored: list[str] = field(default_factory=list)
+    #: The kinds the query picture looks like and the kind the page is ranked by (:mod:`lookalike.catalog.kinds`).
+    kind: KindSeen | None = None
 
 
 def _colour_plan(
@@ -256,9 +259,11 @@ def search(
     colour: str | None = None,
     colour_rank: bool | None = None,
     collapse: bool | None = None,
+    kind: str | None = None,
 ) -> SearchResult:
     """Products most like the query (:meth:`lookalike.catalog.Catalog.search` documents it), with the colour
-    it was ranked by; ``collapse`` (default: the host's ``collapse_duplicates``) shows identical pictures once."""
+    and the kind it was ranked by; ``collapse`` (default: the host's ``collapse_duplicates``) shows identical
+    pictures once; ``kind``: rank by this kind of the catalogue's (a chip) instead of the one the picture shows."""
     check_k(k)
     given = [x is not None for x in (image, url, product_id, vector)]
     if sum(given) != 1:
@@ -274,14 +279,16 @@ def search(
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
         dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
-        ctx = _context(host, k, filters, dist, weight, collapse, picture=True)
         views = _views(host, img)
+        prior, result.kind = kind_plan(host, views, kind)
+        ctx = with_kind(_context(host, k, filters, dist, weight, collapse, picture=True), prior, host.colour_candidates)
         result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters), stages)
         return result
     else:
         vec = np.asarray(vector, dtype=np.float32)
     dist, weight, result = _colour_plan(host, None, product, colour, colour_rank)
-    ctx = _context(host, k, filters, dist, weight, collapse)
+    prior, result.kind = kind_plan(host, None, kind)
+    ctx = with_kind(_context(host, k, filters, dist, weight, collapse), prior, host.colour_candidates)
     query = vec if vec.ndim == 2 else vec[None, :]
     skip = [exclude] * query.shape[0]
     result.hits = rank_filled(ctx, lambda d: host.search_vectors(query, k=d, filters=filters, exclude=skip), stages)
@@ -332,8 +339,10 @@ def search_many(
     stages: Sequence[RankingStage] = DEFAULT_STAGES,
     colour: str | None = None,
     colour_rank: bool | None = None,
+    kind: str | None = None,
 ) -> list[SearchResult | LookalikeError]:
-    """Search many query images at once (batched embedding); a query that fails gives its error."""
+    """Search many query images at once (batched embedding); a query that fails gives its error (``kind``: as
+    :func:`search`'s, for every query)."""
     check_k(k)
     results: list[SearchResult | LookalikeError] = [InvalidQueryError("not run")] * len(images)
 
@@ -359,11 +368,18 @@ def search_many(
                 # each query's views as one batch of the model, as a single search embeds them: an FP32 graph's
                 # row depends on its place in the batch (1 ulp), and then a batch would not equal its searches
                 vecs = np.concatenate([host.extractor.embed_preprocessed(np.stack(a[0])) for _, a in good])
-                depth = max(ctx.depth for _, (_, ctx, _) in good)
+                depth = max(max(ctx.depth, host.colour_candidates) for _, (_, ctx, _) in good)
                 found = host.search_vectors(vecs, k=depth, filters=filters)
                 row = 0
-                for i, (views, ctx, result) in good:
-                    mine, first = vecs[row : row + len(views)], [f[: ctx.depth] for f in found[row : row + len(views)]]
+                for i, (views, base, result) in good:
+                    mine = vecs[row : row + len(views)]
+                    try:
+                        prior, result.kind = kind_plan(host, mine, kind)
+                    except LookalikeError as exc:
+                        results[start + i], row = exc, row + len(views)
+                        continue
+                    ctx = with_kind(base, prior, host.colour_candidates)
+                    first = [f[: ctx.depth] for f in found[row : row + len(views)]]
                     row += len(views)
 
                     def fetch(

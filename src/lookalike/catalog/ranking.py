@@ -9,8 +9,9 @@ one. :func:`rank` runs the stages in order and takes the top ``k`` of the one li
 The stages, in order: :func:`merge_mirror_views` (the views fused, each product at its best view), then
 :func:`colour_stage` (candidates re-ranked by similarity plus colour agreement, when the query has a colour), then
 :func:`feedback_stage` (what the liked and disliked products share, when the query has feedback), then
-:func:`exact_first` (an exact or near-exact picture of a product first, whatever the stages did), then
-:func:`collapse_duplicates` (products with the very same picture shown once, at the best-ranked of them).
+:func:`kind_stage` (the kind the query picture looks like, or the kind chosen, up; each likely kind keeping places
+on the first page), then :func:`exact_first` (an exact or near-exact picture of a product first, whatever the stages
+did), then :func:`collapse_duplicates` (products with the very same picture shown once, at the best-ranked of them).
 Candidate lists hold ``ctx.candidates`` hits (more than ``k`` when a later stage re-ranks), and :func:`rank`
 cuts to ``k`` at the end. A new stage is a function (or an object with ``__call__``) of this shape added to
 the ``stages`` a query runs with; what it needs to know about the query goes into :class:`QueryContext`.
@@ -28,6 +29,7 @@ from lookalike.catalog.feedback_rank import FeedbackQuery, spread
 from lookalike.colour.families import family_index
 from lookalike.colour.ranking import DEFAULT_COLOUR_WEIGHT, DEFAULT_KIND_WEIGHT, colour_kind_order
 from lookalike.errors import CatalogError
+from lookalike.kind.ranking import KindPrior, kind_order
 from lookalike.product import PREDICTED_COLOUR, Filters, Hit, Product
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "exact_first",
     "facet_stage",
     "feedback_stage",
+    "kind_stage",
     "merge_mirror_views",
     "merge_views",
     "product_family",
@@ -91,6 +94,8 @@ class QueryContext:
     feedback: FeedbackQuery | None = None
     #: :func:`exact_first`'s threshold on the similarity (above 1: off).
     exact_similarity: float = EXACT_SIMILARITY
+    #: What kind the query looks like, or the kind chosen (:mod:`lookalike.catalog.kinds`); None: no kind stage.
+    kind: KindPrior | None = None
 
     @property
     def depth(self) -> int:
@@ -203,6 +208,23 @@ def colour_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
     return out
 
 
+def kind_stage(ctx: QueryContext, ranked: list[list[Hit]]) -> list[list[Hit]]:
+    """Each list re-ranked by what it was ordered by plus ``weight × P(kind)`` of :attr:`QueryContext.kind` (the
+    kind head's reading of the query picture, or the kind chosen), its first ``k`` keeping places for each likely
+    kind unless the query has feedback (:mod:`lookalike.kind.ranking`). Unchanged when the query has no prior."""
+    prior = ctx.kind
+    if prior is None:
+        return ranked
+    if ctx.feedback is not None and prior.spread:
+        prior = KindPrior(prior.dist, prior.weight, spread=False)
+    out = []
+    for hits in ranked:
+        keys = np.fromiter((h.order_key for h in hits), dtype=np.float32, count=len(hits))
+        order, new = kind_order(keys, [h.product.article_type for h in hits], prior, ctx.k)
+        out.append([_rekeyed(hits[i], key) for i, key in zip(order.tolist(), new.tolist(), strict=True)])
+    return out
+
+
 def _gender_fits(wanted: str, product: str | None) -> bool:
     return product is not None and (
         product.casefold() == wanted.casefold() or (wanted in ("Men", "Women") and product == "Unisex")
@@ -299,6 +321,7 @@ DEFAULT_STAGES: tuple[RankingStage, ...] = (
     merge_mirror_views,
     colour_stage,
     feedback_stage,
+    kind_stage,
     exact_first,
     collapse_duplicates,
 )
@@ -309,6 +332,7 @@ TEXT_STAGES: tuple[RankingStage, ...] = (
     colour_stage,
     feedback_stage,
     facet_stage,
+    kind_stage,
     exact_first,
     collapse_duplicates,
 )

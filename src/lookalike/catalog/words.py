@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from lookalike.catalog.kinds import kind_plan, with_kind
 from lookalike.catalog.query import (
     ImageInput,
     QueryHost,
@@ -104,10 +105,12 @@ def search_words(
     colour_rank: bool | None,
     words_vec: np.ndarray | None = None,
     collapse: bool | None = None,
+    kind: str | None = None,
 ) -> SearchResult:
     """A search with words: alone (vector fused with BM25), or moving a picture's, product's or vector (give
     at most one of ``image``, ``url``, ``product_id`` and ``vector``); ``words_vec``: the words' vector when
-    known (a batch); ``collapse``: identical pictures once (default: the host's ``collapse_duplicates``).
+    known (a batch); ``collapse``: identical pictures once (default: the host's ``collapse_duplicates``); ``kind``:
+    a kind chosen (a chip) to rank by; a picture's own kind counts unless the words name kinds.
     Misspelt words are corrected first (:mod:`lookalike.catalog.spelling`); the result's ``understood`` says so."""
     check_k(k)
     if sum(x is not None for x in (image, url, product_id, vector)) > 1:
@@ -135,11 +138,16 @@ def search_words(
     elif vector is not None:
         base = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     else:
-        result = _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse)
+        result = _words_alone(host, text, words_vec, intent, k, filters, stages, colour, colour_rank, collapse, kind)
         result.understood = understood
         return result
     dist, weight, result = _words_colour(host, intent, img, product, colour, colour_rank)
     ctx = _words_context(host, k, filters, dist, weight, intent, collapse, picture=img is not None)
+    prior, result.kind = kind_plan(host, base if img is not None else None, kind)
+    if kind is None and intent.article_types and result.kind is not None:
+        prior = None  # the words name the kind ("this, but as a skirt"): the facet stage ranks by it
+        result.kind = replace(result.kind, used=None, source=None)
+    ctx = with_kind(ctx, prior, host.colour_candidates)
     views = base if words_vec is None else move_by_words(base, words_vec, host.image_text_weight)
     skip = [exclude] * len(views)
     result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters, exclude=skip), stages)
@@ -158,9 +166,11 @@ def _words_alone(
     colour: str | None,
     colour_rank: bool | None,
     collapse: bool | None,
+    kind: str | None = None,
 ) -> SearchResult:
     dist, weight, result = _words_colour(host, intent, None, None, colour, colour_rank)
-    ctx = _words_context(host, k, filters, dist, weight, intent, collapse)
+    prior, result.kind = kind_plan(host, None, kind)
+    ctx = with_kind(_words_context(host, k, filters, dist, weight, intent, collapse), prior, TEXT_CANDIDATES)
     ctx = replace(ctx, exact_similarity=float("inf"))  # fused scores are no picture's similarity: no exact_first
     if result.colour_source == "words" and words_vec is not None:
         # the words' vector already looks for their colour, and reads a picture's colour better than the

@@ -57,6 +57,7 @@ app.command("eval")(eval_train.eval_)
 app.command()(eval_train.train)
 app.command("train-segmenter")(train_parts.train_segmenter)
 app.command("train-colour")(train_parts.train_colour)
+app.command("train-kind")(train_parts.train_kind)
 app.command("train-detector")(look_cmds.train_detector)
 app.command()(serve_migrate.serve)
 

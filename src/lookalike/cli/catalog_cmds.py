@@ -220,6 +220,10 @@ def search(
     like: LikeOpt = None,
     unlike: UnlikeOpt = None,
     region: Annotated[str | None, typer.Option(help="Only this part of the picture: x0,y0,x1,y1 (fractions).")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Rank by this kind (article type) instead of the one the picture looks like."),
+    ] = None,
     backend: BackendOpt = "embedded",
     uri: UriOpt = None,
     token: TokenOpt = None,
@@ -246,7 +250,7 @@ def search(
     )  # fmt: skip
     with cat:
         if batch is not None:
-            _search_batch(cat, batch, k, filters, as_json, colour, phrases, compact)
+            _search_batch(cat, batch, k, filters, as_json, colour, phrases, compact, kind)
             return
         if product is not None:
             where, label = {"product_id": product}, f"product {product}"
@@ -256,7 +260,7 @@ def search(
             where, label = {"image": Path(str(query))}, str(query)
         else:
             where, label = {}, repr(words) if words is not None else "liked " + ", ".join(like or [])
-        fb = {"positive": like, "negative": unlike, "region": region}  # feedback: liked and disliked ids; a region
+        fb = {"positive": like, "negative": unlike, "region": region, "kind": kind}  # liked, disliked ids; region
         result = cat.search_result(**where, k=k, filters=filters, colour=colour, text=words, **fb)  # type: ignore[arg-type]
         if words is not None and (query is not None or product is not None):
             label += f" + {words!r}"
@@ -269,7 +273,15 @@ def search(
 
 
 def _search_batch(  # type: ignore[no-untyped-def]
-    cat, batch: Path, k: int, filters, as_json: bool, colour: str | None, phrases: bool = False, compact: bool = False
+    cat,
+    batch: Path,
+    k: int,
+    filters,
+    as_json: bool,
+    colour: str | None,
+    phrases: bool = False,
+    compact: bool = False,
+    kind: str | None = None,
 ) -> None:
     try:
         lines = [ln.strip() for ln in batch.read_text().splitlines()]
@@ -279,7 +291,7 @@ def _search_batch(  # type: ignore[no-untyped-def]
     if phrases:
         results = cat.search_texts(queries, k=k, filters=filters, colour=colour)
     else:
-        results = cat.search_many_results(queries, k=k, filters=filters, colour=colour)
+        results = cat.search_many_results(queries, k=k, filters=filters, colour=colour, kind=kind)
     failures = 0
     nothing = nothing_found(cat, filters)
     for q, res in zip(queries, results, strict=True):

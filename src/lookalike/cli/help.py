@@ -96,6 +96,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("A product, but in red", "lookalike search my-catalog --product 10051 --colour red"),
         ("Many phrases, one JSON line each", "lookalike search my-catalog --batch phrases.txt --phrases --json"),
         ("Only the left half of the photo", "lookalike search my-catalog photo.jpg --region 0,0,0.5,1"),
+        ("The photo, ranked as dresses", "lookalike search my-catalog photo.jpg --kind Dresses"),
     ],
     "look": [
         ("Each garment of a photo with its 5 products", "lookalike look my-catalog outfit.jpg"),
@@ -144,6 +145,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "train-colour": [
         ("A tiny trial run", "lookalike train-colour --limit 100"),
         ("With one composite per product", "lookalike train-colour --composites 1 -o runs/colour.json"),
+    ],
+    "train-kind": [
+        ("Train the kind head into a file", "lookalike train-kind -o runs/lookalike-kind.json"),
+        ("Without the small catalogue", "lookalike train-kind --per-class 0"),
     ],
     "train-detector": [
         ("A tiny trial run", "lookalike train-detector --limit 300 --outfits 200 --epochs 2 --real-photos 20"),

@@ -45,7 +45,8 @@ def json_result(result, compact: bool = False) -> dict:  # type: ignore[no-untyp
     else:
         hits = [json_hit(rank, h) for rank, h in enumerate(result.hits, start=1)]
     understood = {"understood": result.understood} if result.understood else {}
-    return {**understood, "colour": colour, "hits": hits}
+    kind = result.kind.to_dict() if getattr(result, "kind", None) is not None else {"seen": [], "used": None}
+    return {**understood, "colour": colour, "kind": kind, "hits": hits}
 
 
 def nothing_found(cat, filters) -> str:  # type: ignore[no-untyped-def]
@@ -61,7 +62,8 @@ def nothing_found(cat, filters) -> str:  # type: ignore[no-untyped-def]
 
 def print_hits(label: str, hits, result=None, nothing: str = "no products match") -> None:  # type: ignore[no-untyped-def]
     """The hits as a table, ranked by ``score`` (what orders them: the similarity plus the colour agreement and
-    kind vote), with the ``similarity`` beside it; ``nothing``: what to say instead of an empty table."""
+    the kind), with the ``similarity`` beside it, under the kinds the picture looks like; ``nothing``: what to say
+    instead of an empty table."""
     if not hits:
         out.print(f"Most like {label}: {nothing}", highlight=False, markup=False)
         return
@@ -72,6 +74,11 @@ def print_hits(label: str, hits, result=None, nothing: str = "no products match"
         out.print(f"Showing results for: {result.understood}", highlight=False, markup=False)
     if result is not None and result.colour_source == "preference":
         title += f" · ranked for: {result.colour}"
+    seen = getattr(result, "kind", None)
+    if seen is not None and (seen.seen or seen.used):
+        looks = " · ".join(f"{k} {p:.0%}" for k, p in seen.seen)
+        used = f" (ranked by {seen.used}{', as chosen' if seen.source == 'chosen' else ''})" if seen.used else ""
+        out.print(f"Looks like: {looks or '-'}{used}", highlight=False, markup=False)
     table = Table(title=title, title_justify="left", caption_justify="left")
     for col, just in (("#", "right"), ("score", "right"), ("similarity", "right"), ("id", "left"), ("title", "left"),
                       ("type", "left"), ("colour", "left"), ("gender", "left"), ("price", "right")):  # fmt: skip
@@ -82,7 +89,7 @@ def print_hits(label: str, hits, result=None, nothing: str = "no products match"
         price = "" if p.price is None else f"{p.price:.2f}"
         table.add_row(str(rank), f"{h.order_key:.3f}", f"{h.score:.3f}", *(escape(c) for c in cells), price)
     if any(h.order_key != h.score for h in hits):
-        table.caption = "score orders the list: the similarity plus the colour agreement (and a small kind vote)"
+        table.caption = "score orders the list: the similarity plus the colour agreement and the kind's probability"
     out.print(table, soft_wrap=False)
     for rank, h in enumerate(hits, start=1):
         if h.duplicates:

@@ -1,5 +1,5 @@
-"""``lookalike train-segmenter`` (the garment segmenter) and ``lookalike train-colour`` (the colour head):
-the two smaller models of colour-true search, each trained on its own."""
+"""``lookalike train-segmenter`` (the garment segmenter), ``lookalike train-colour`` (the colour head) and
+``lookalike train-kind`` (the kind head): the smaller models of colour- and kind-true search, each trained alone."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import typer
 
 from lookalike.cli.options import DatasetsOpt, QuietOpt, err, interrupted, out, quiet_onnx_tools
 
-__all__ = ["run_training", "train_colour", "train_segmenter"]
+__all__ = ["run_training", "train_colour", "train_kind", "train_segmenter"]
 
 
 def train_segmenter(
@@ -106,5 +106,40 @@ def train_colour(
         )
     except KeyboardInterrupt:
         interrupted(f"no colour head written to {out_file}")
+    out.print(json.dumps(summary, indent=2), highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_file}", highlight=False)
+
+
+def train_kind(
+    datasets: DatasetsOpt = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The kind head (JSON).")] = Path(
+        ".lookalike/kind-run/lookalike-kind.json"
+    ),
+    model: Annotated[str, typer.Option("--model", "-m", help="The embedding model the head reads.")] = (
+        "lookalike-fashion"
+    ),
+    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache (default: the eval's).")] = None,
+    per_class: Annotated[int, typer.Option(help="Small-catalogue products per article type (0: none).")] = 400,
+    balance: Annotated[float, typer.Option(help="Example weight = (its class's count) ** -balance.")] = 0.5,
+    epochs: Annotated[int, typer.Option(help="Full-batch Adam steps.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the small-catalogue sample.")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the kind head (a picture's embedding → its kind of product) on catalogue shots and the training
+    contributors' photos, classes balanced; report top-1 on the held-out contributors' photos."""
+    from lookalike.evaluate.datasets import resolve_datasets_root
+    from lookalike.training.kind import KindTrainCfg, train_kind_head
+
+    def say(part: str, done: int, total: int) -> None:
+        if not quiet and (done == total or done % 2000 == 0):
+            err.print(f"[{part}] {done:,} of {total:,}", highlight=False, markup=False)
+
+    cfg = KindTrainCfg(epochs=epochs, balance=balance, per_class=per_class, seed=seed)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with quiet_onnx_tools():
+            summary = train_kind_head(resolve_datasets_root(datasets), out_file, model, cfg, cache_dir, say)
+    except KeyboardInterrupt:
+        interrupted(f"no kind head written to {out_file}")
     out.print(json.dumps(summary, indent=2), highlight=False, soft_wrap=True)
     out.print(f"wrote {out_file}", highlight=False)

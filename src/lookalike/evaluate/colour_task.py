@@ -50,6 +50,7 @@ from lookalike.evaluate.datasets import (
 )
 from lookalike.evaluate.ranking import rank_exact
 from lookalike.extractors import Extractor
+from lookalike.kind import KindModel, KindPrior, catalogue_distribution, default_kind_model, kind_order
 
 __all__ = [
     "COLOUR_TASKS",
@@ -227,9 +228,11 @@ def evaluate_colour_task(
     progress: Callable[[str, int, int], None] | None = None,
     kind_weight: float = DEFAULT_KIND_WEIGHT,
     voters: int = KIND_VOTERS,
+    kind_model: KindModel | None = None,
 ) -> ColourTaskResult:
     """Rank ``task`` with ``extractor`` and the colour stage; ``query_colour(path)`` gives a photo's colour
-    distribution (unused when the task knows its queries' colours)."""
+    distribution (unused when the task knows its queries' colours). ``kind_model``: photos are then ranked by the
+    kind stage too, as a catalogue ranks them (the head reads the picture and its mirror; no vote)."""
     start = time.perf_counter()
     cache = cache if cache is not None else EmbeddingCache()
     g, _ = cache.embed(extractor, task.gallery, progress=_part(progress, "gallery"))
@@ -249,12 +252,17 @@ def evaluate_colour_task(
             raise ValueError(f"task {task.name!r} needs a query colour detector")
         colours = np.stack([query_colour(p) for p in task.queries.paths]) if len(task.queries) else np.zeros((0, 12))
     fam_idx = np.array([FAMILIES.index(f) if f is not None else -1 for f in task.gallery_families], dtype=np.int64)
+    priors = _kind_priors(kind_model, q, mirrored, task.gallery_types) if kind_model is not None else None
     ranked = idx.copy()
     for i in range(len(idx)):
         valid = idx[i] >= 0
         cand = idx[i][valid]
         kinds = [task.gallery_types[j] for j in cand]
-        order, _, _ = colour_kind_order(sims[i][valid], kinds, fam_idx[cand], colours[i], weight, kind_weight, voters)
+        vote = 0.0 if priors is not None else kind_weight
+        order, keys, _ = colour_kind_order(sims[i][valid], kinds, fam_idx[cand], colours[i], weight, vote, voters)
+        if priors is not None:
+            again, _ = kind_order(keys, [kinds[j] for j in order], priors[i], k)
+            order = order[again]
         ranked[i, : cand.size] = cand[order]
     args = (task.query_types, task.query_families, task.gallery_types, task.gallery_families, k, task.exclude)
     exact = exact_without = None
@@ -275,11 +283,33 @@ def evaluate_colour_task(
             "kind_weight": kind_weight,
             "voters": voters,
             "query_flip": bool(query_flip and task.mirror),
+            "kind_stage": priors is not None,
         },
         seconds=time.perf_counter() - start,
         exact=exact,
         exact_without=exact_without,
     )
+
+
+def _head_for(extractor: Extractor) -> KindModel | None:
+    """The shipped kind head when it reads ``extractor``'s vectors (as a catalogue of that model would use it)."""
+    from lookalike.extractors.identity import model_family
+
+    model = default_kind_model()
+    fits = model is not None and model.dim == extractor.dim
+    return model if fits and model_family(extractor.name) == model_family(model.embedding) else None  # type: ignore[union-attr]
+
+
+def _kind_priors(
+    model: KindModel, q: np.ndarray, mirrored: np.ndarray | None, gallery_types: Sequence[str]
+) -> list[KindPrior]:
+    """Each query's kind prior over the gallery's kinds, as :func:`lookalike.catalog.kinds.kind_plan` makes it."""
+    kinds = sorted(set(gallery_types))
+    out = []
+    for i in range(len(q)):
+        views = q[i : i + 1] if mirrored is None else np.stack([q[i], mirrored[i]])
+        out.append(KindPrior(catalogue_distribution(model.classes, model.predict(views), kinds)))
+    return out
 
 
 def _part(progress: Callable[[str, int, int], None] | None, part: str) -> Callable[[int, int], None] | None:
@@ -333,6 +363,7 @@ def run_colour_evaluation(
                 query_flip=query_flip,
                 progress=report,
                 kind_weight=PHOTO_KIND_WEIGHT if photos else DEFAULT_KIND_WEIGHT,
+                kind_model=_head_for(extractor) if photos else None,
             )
             out.append((result, task))
     return out

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from lookalike.product import Filters, Hit, Product
 from lookalike.service.feedback_schemas import FEEDBACK_FIELDS, FeedbackFields
+from lookalike.service.kind_schemas import KindFields, QueryKind
 from lookalike.service.patterns import WORDS_PATTERN, colour_pattern
 from lookalike.service.region_fields import RegionForm, RegionJSON
 
@@ -157,7 +158,7 @@ _WORDS_DESCRIPTION = (
 _MAX_WORDS = 500
 
 
-class SearchRequest(FeedbackFields):
+class SearchRequest(FeedbackFields, KindFields):
     """JSON search: by image URL, by catalogue product ("more like this") or by words: exactly one of ``url``
     and ``product_id``, or ``text`` alone, or ``text`` with one of them."""
 
@@ -253,7 +254,7 @@ class SearchRequest(FeedbackFields):
         return self
 
 
-class _Upload(FeedbackFields):
+class _Upload(FeedbackFields, KindFields):
     image: bytes = Field(description="The photo: JPEG, PNG, WebP, GIF, BMP, TIFF (HEIC/AVIF when supported).")
     k: int | None = Field(default=None, ge=1)
     prefer_colour: str | None = Field(
@@ -277,7 +278,7 @@ class _Upload(FeedbackFields):
 
 
 #: Multipart fields where a blank value counts as not given (a browser's form sends its empty boxes).
-_BLANK_IS_NONE = ("k", "min_price", "max_price", "prefer_colour", "colour_rank", "collapse", "text")
+_BLANK_IS_NONE = ("k", "min_price", "max_price", "prefer_colour", "colour_rank", "collapse", "text", "kind")
 
 
 def _blank_allowed(schema: dict[str, Any], names: tuple[str, ...]) -> None:
@@ -308,7 +309,7 @@ class SearchUpload(_FilterFields, _Upload):
         return _check_words(value)
 
     def filters_in(self) -> FiltersIn:
-        skip = {"image", "k", "prefer_colour", "colour_rank", "collapse", "text", "region", *FEEDBACK_FIELDS}
+        skip = {"image", "k", "prefer_colour", "colour_rank", "collapse", "text", "region", "kind", *FEEDBACK_FIELDS}
         return FiltersIn.model_validate(self.model_dump(exclude=skip))
 
 
@@ -425,6 +426,7 @@ class SearchResponse(BaseModel):
     count: int
     took_ms: float
     colour: QueryColour
+    kind: QueryKind = Field(default_factory=QueryKind, description="The kinds the picture looks like; the one used.")
     understood: str | None = Field(
         default=None,
         description='The words as searched when a misspelt word was corrected ("blak jeans" → "black jeans"); '

@@ -10,6 +10,7 @@ from starlette.datastructures import FormData, UploadFile
 from lookalike.catalog.query import SearchResult
 from lookalike.colour import FAMILIES
 from lookalike.errors import InvalidQueryError
+from lookalike.service.kind_schemas import QueryKind
 from lookalike.service.schemas import ErrorOut, HitOut, QueryColour, QueryInfo, SearchResponse
 
 __all__ = [
@@ -118,5 +119,6 @@ def search_response(query: QueryInfo, k: int, result: SearchResult, seconds: flo
         count=len(result.hits),
         took_ms=round(seconds * 1000.0, 2),
         colour=colour,
+        kind=QueryKind.from_seen(result.kind),
         hits=[HitOut.from_hit(rank, hit) for rank, hit in enumerate(result.hits, start=1)],
     )

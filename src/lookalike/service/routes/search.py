@@ -58,9 +58,12 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
 
     Results are re-ranked by agreement with the query's colour (seen in the picture, or the product's own),
     unless ``colour_rank`` is false; a colour preference ranks by that colour instead. ``colour`` in the
-    response says which colour was used and what was seen. Products with the very same picture show once (the
-    best-ranked, its ``duplicates`` listing the others' ids) unless ``collapse`` is false. Misspelt words are
-    corrected against the catalogue's words first; ``understood`` then gives the words as searched.
+    response says which colour was used and what was seen. A picture's kind (the kind head) ranks its kind up,
+    each likely kind keeping places on the first page; ``kind`` (JSON and multipart) ranks by a kind of the
+    catalogue's instead, and ``kind`` in the response names the kinds seen and the one used. Products with the
+    very same picture show once (the best-ranked, its ``duplicates`` listing the others' ids) unless ``collapse``
+    is false. Misspelt words are corrected against the catalogue's words first; ``understood`` then gives the
+    words as searched.
     """
     kind = body_kind(request)
     if kind == "form":
@@ -85,6 +88,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
                 negative=upload.negative,
                 ignore_missing=upload.ignore_missing,
                 region=upload.region,
+                kind=upload.kind,
             )
         )
     elif kind == "json":
@@ -95,6 +99,7 @@ async def search(request: Request, catalog: CatalogDep, settings: SettingsDep, u
         colour = {"colour": body.colour, "colour_rank": body.colour_rank, "text": body.text, "collapse": body.collapse}
         colour.update(positive=body.positive, negative=body.negative, ignore_missing=body.ignore_missing)
         colour["region"] = body.region  # with url only (the schema; else 422)
+        colour["kind"] = body.kind
         if body.url is not None:
             query = QueryInfo(type="url", value=body.url, text=body.text)
             result = await url_pool.run(lambda: catalog.search_result(url=body.url, k=k, filters=filters, **colour))
