@@ -1,5 +1,7 @@
 """Search latency by ranking stage, side by side in one run: the mirror merge alone, with the colour stage
-(garment segmenter + colour head + re-ranking the top candidates), and optionally another commit's search.
+(garment segmenter + colour head + re-ranking the top candidates), the default search (colour and kind stages: the
+kind head over the query's vectors, its prior and the page's places for likely kinds) against the same with the
+kind stage off, and optionally another commit's search.
 
     python bench/search_stages.py                         # 9,583-product catalogue, 100 photo uploads
     python bench/search_stages.py --before 5ae5df3        # ... and that commit's Catalog.search, same photos
@@ -77,6 +79,15 @@ def timed(fn: Any, photos: list[bytes]) -> list[float]:
     return out
 
 
+def without_kind(cat: Catalog, data: bytes) -> Any:
+    """The default search with the kind stage off (the nearest products' vote instead, as before issue 28)."""
+    cat.kind_rank = False
+    try:
+        return cat.search(data, k=10)
+    finally:
+        cat.kind_rank = True
+
+
 def before(commit: str, path: Path, files: list[Path], rounds: int) -> list[float]:
     """``Catalog.search`` as it was at ``commit``, in a subprocess importing that commit's ``src``."""
     with tempfile.TemporaryDirectory(prefix="lookalike-before-") as tmp:
@@ -110,6 +121,7 @@ def main() -> None:
     cat.search(photos[0], k=10)  # load the models
     runs: dict[str, list[float]] = {
         "mirror merge only": [],
+        "colour stage, kind stage off": [],
         "with colour stage": [],
         "with colour stage, rows read cold": [],
         "colour detector alone": [],
@@ -124,6 +136,7 @@ def main() -> None:
             judged[data] = {"positive": liked, "negative": [i for i in ids if i not in liked]}
     settings = {
         "mirror merge only": lambda d: cat.search(d, k=10, colour_rank=False),
+        "colour stage, kind stage off": lambda d: without_kind(cat, d),
         "with colour stage": lambda d: cat.search(d, k=10),
         "with colour stage, rows read cold": lambda d: cold(cat).search(d, k=10),
     }
@@ -153,6 +166,10 @@ def main() -> None:
     }
     base = result["latency"]["mirror merge only"]["p50_ms"]
     result["colour_stage_adds_p50_ms"] = round(result["latency"]["with colour stage"]["p50_ms"] - base, 2)
+    no_kind = result["latency"]["colour stage, kind stage off"]["p50_ms"]
+    result["kind_stage_adds_p50_ms"] = round(result["latency"]["with colour stage"]["p50_ms"] - no_kind, 2)
+    pairs = [b - a for a, b in zip(runs["colour stage, kind stage off"], runs["with colour stage"], strict=True)]
+    result["median of per-photo differences, kind stage, ms"] = round(1000 * statistics.median(pairs), 2)
     cold_p50 = result["latency"]["with colour stage, rows read cold"]["p50_ms"]
     result["colour_stage_adds_p50_ms_rows_cold"] = round(cold_p50 - base, 2)
     for name in ("with colour stage", "with colour stage, rows read cold"):

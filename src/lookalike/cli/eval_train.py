@@ -21,7 +21,8 @@ _TASK_HELP = (
     "photo-colour (task 3: kind and colour, held-out contributors), photo-colour-all (all 310 photos), "
     "catalog-colour (task 3's catalogue variant), all (every one of these), or text (task 4: words, through "
     "the catalogue's own search, and a held-out photo plus a colour word; not part of all), or feedback (task 6: a "
-    "simulated shopper likes and dislikes for two rounds; not part of all)."
+    "simulated shopper likes and dislikes for two rounds; not part of all), or kind (task 5: pages with no product "
+    "of the right kind, with and without the kind stage; not part of all)."
 )
 _COLOUR_TASKS = ("photo-colour", "photo-colour-all", "catalog-colour")
 _MODEL_HELP = "Extractor (repeatable); NAME@squash, NAME@center_crop, NAME@pad override its resize."
@@ -76,6 +77,11 @@ def eval_(
         from lookalike.cli.eval_feedback import eval_feedback
 
         eval_feedback(datasets, cache_dir or lookalike_home() / "eval-cache", out_dir, k, max_queries, quiet)
+        return
+    if task == "kind":
+        from lookalike.cli.eval_feedback import eval_kind
+
+        eval_kind(datasets, cache_dir or lookalike_home() / "eval-cache", out_dir, max_queries, quiet)
         return
     if (queries is None) != (gallery is None):
         raise InvalidQueryError("--queries and --gallery go together")
