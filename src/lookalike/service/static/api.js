@@ -31,6 +31,7 @@ export async function api(kind, path, options = {}) {
 function friendlyError(status, detail) {
   if (detail) detail = detail.replace(/^image: /, ""); // the upload's placeholder name adds nothing
   if (status === 422 && detail?.startsWith("text: ")) return `Please check the words: ${detail.slice(6)}`;
+  if (detail?.startsWith("the catalogue has no kind")) return `Cannot rank by that kind: ${detail}`; // 400 (422)
   const prefix = {
     400: "That image could not be used",
     404: "Not found",

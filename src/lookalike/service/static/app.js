@@ -7,6 +7,7 @@ import { hideColours, restoreColours, showColours, wireColours } from "./colour.
 import { decorateCards, hideJudged, noteIgnored, showJudged, wireFeedback, withFeedback } from "./feedback.js";
 import { catalogTotal, currentFilters, loadFacets, updateFacetCounts, updateFilterCount } from "./filters.js";
 import { wireInputs } from "./inputs.js";
+import { hideKinds, restoreKinds, showKinds, wireKinds } from "./kind.js";
 import { pictureOf, searchRequest, showQuery } from "./query.js";
 import { hideRegion, showRegion, wireRegion } from "./region.js";
 import { PAGE, applyState, browseHash, hashFor, introHash, parseHash } from "./urlstate.js";
@@ -129,7 +130,10 @@ async function runSearch(query, { scroll = true } = {}) {
     setWords(query.text);
     setAttached(pictureOf(query));
   }
-  if (query !== state.shown) hideColours(); // the chips were the other search's
+  if (query !== state.shown) { // the chips were the other search's
+    hideColours();
+    hideKinds();
+  }
   state.query = query;
   clearError();
   showQuery(query);
@@ -147,6 +151,7 @@ async function runSearch(query, { scroll = true } = {}) {
     state.shownHash = location.hash;
     $("#more").hidden = result.count < state.k || state.k + PAGE > MAX_RESULTS; // maybe more: "Show more"
     showColours(query, result.colour);
+    showKinds(query, result.kind); // the kinds the picture looks like, the one ranked by (kind.js)
     showRegion(query); // the photo with its garments and crop box (region.js)
     releasePreviews();
     const n = result.count;
@@ -171,6 +176,7 @@ async function runSearch(query, { scroll = true } = {}) {
     if (state.shown) {
       showQuery(state.shown);
       restoreColours();
+      restoreKinds();
       showRegion(state.shown);
       showJudged(state.shown);
       $("#results-meta").textContent = state.shownMeta;
@@ -314,6 +320,7 @@ function showIntro() {
   setWords("");
   setAttached(null);
   hideColours();
+  hideKinds();
   hideRegion();
   hideJudged();
   releasePreviews();
@@ -346,18 +353,19 @@ async function route() {
   state.k = at.k;
   if (remembered) {
     remembered.prefer = at.prefer;
+    remembered.kind = at.kind;
     if (remembered !== state.query || location.hash !== state.shownHash) runSearch(remembered);
   } else if (at.view === "product") {
     api("product", `/api/products/${encodeURIComponent(at.id)}`)
       .then((product) => {
         const found = { title: product.title || at.id, image: product.image_url, pictures: pictureUrls(product) };
-        const query = { ...at.query, ...found, prefer: at.prefer };
+        const query = { ...at.query, ...found, prefer: at.prefer, kind: at.kind };
         remember(query, true);
         runSearch(query);
       })
       .catch((err) => { if (err.name !== "AbortError") showError(err.message); });
   } else if (at.query) {
-    const query = { ...at.query, prefer: at.prefer };
+    const query = { ...at.query, prefer: at.prefer, kind: at.kind };
     remember(query, true);
     runSearch(query);
   } else {
@@ -418,6 +426,7 @@ wireColours((query) => { // a colour chosen, or matching switched: a search of i
   remember(query);
   runSearch(query, { scroll: false });
 });
+wireKinds((query) => { remember(query); runSearch(query, { scroll: false }); }); // a kind chosen: a new entry
 wireRegion({ search: (query) => { remember(query); runSearch(query, { scroll: false }); }, pick: pickProduct });
 wireFeedback((query) => { remember(query); runSearch(query, { scroll: false }); }); // a like or dislike: a new entry
 const facetsReady = loadFacets().catch((err) => showError(`Filters are unavailable: ${err.message}`));

@@ -5,6 +5,7 @@
 import { showProductPictures } from "./cards.js";
 import { colourRequest } from "./colour.js";
 import { currentFilters } from "./filters.js";
+import { kindRequest } from "./kind.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -26,7 +27,7 @@ export function searchRequest(query, k) {
     form.append("k", String(k));
     if (query.text) form.append("text", query.text);
     if (query.region) form.append("region", query.region.join(",")); // part of the photo (region.js)
-    const fields = { ...filters, ...colourRequest(query, "prefer_colour") }; // a preference, or colour_rank=false
+    const fields = { ...filters, ...colourRequest(query, "prefer_colour"), ...kindRequest(query) }; // kind.js
     for (const [name, value] of Object.entries(fields)) form.append(name, String(value));
     return { method: "POST", body: form };
   }
@@ -36,7 +37,7 @@ export function searchRequest(query, k) {
   return {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ...body, k, filters, ...colourRequest(query) }),
+    body: JSON.stringify({ ...body, k, filters, ...colourRequest(query), ...kindRequest(query) }),
   };
 }
 

@@ -8,7 +8,7 @@
 //   #browse?page=N                  the catalogue
 //
 // each with the filters (category=Apparel&in_stock=true ...), the colour chosen (prefer=red), colour matching
-// off (colour_rank=false), how many results are shown when more than the first page (n=48) and the products
+// off (colour_rank=false), the kind chosen (kind=Dresses: kind.js), how many results are shown when more than the first page (n=48) and the products
 // liked and disliked (like=ID&unlike=ID, repeated: feedback.js).
 
 import { feedbackParams, readFeedback } from "./feedback.js";
@@ -39,6 +39,7 @@ export function hashFor(query, k = PAGE) {
   else if (query.type === "url") params.set("url", query.url);
   if (query.text) params.set("q", query.text);
   if (query.prefer) params.set("prefer", query.prefer);
+  if (query.kind) params.set("kind", query.kind);
   if (query.region) params.set("region", regionText(query.region)); // part of the picture (region.js)
   if (k > PAGE) params.set("n", String(k));
   feedbackParams(query, params); // like=ID&unlike=ID (feedback.js)
@@ -58,7 +59,7 @@ export function introHash() {
 }
 
 /** What an address describes: {view: "browse" | "product" | "photo" | "search" | "", id, query, filters, prefer,
- * rank, k, page}. `query` is the search it names (words, URL, product) or null. */
+ * kind, rank, k, page}. `query` is the search it names (words, URL, product) or null. */
 export function parseHash(hash) {
   const raw = hash.replace(/^#/, "");
   const cut = raw.indexOf("?");
@@ -77,6 +78,7 @@ export function parseHash(hash) {
   const out = {
     view: "", id: null, query: null, filters,
     prefer: params.get("prefer") || null,
+    kind: params.get("kind")?.trim() || null,
     rank: params.get("colour_rank") !== "false",
     k: Math.max(PAGE, Math.min(4 * PAGE, Number(params.get("n")) || PAGE)),
     page: Math.max(1, Number(params.get("page")) || 1),
