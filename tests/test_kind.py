@@ -190,6 +190,10 @@ def test_the_api_and_cli_show_the_kinds_seen_and_take_a_kind(built_catalog, jean
     from lookalike.service import ServiceSettings, create_app
     from tests.conftest import run_cli
 
+    with TestClient(create_app(built_catalog.path, ServiceSettings(admin_token=None, kind_rank=False))) as off:
+        with (PHOTOS / "tshirt.jpg").open("rb") as fh:
+            r = off.post("/api/search", files={"image": ("t.jpg", fh, "image/jpeg")}, data={"k": "3"})
+        assert r.status_code == 200 and r.json()["kind"] == {"seen": [], "used": None, "source": None}
     with TestClient(create_app(built_catalog.path, ServiceSettings(admin_token=None))) as client:
         with (PHOTOS / "tshirt.jpg").open("rb") as fh:
             r = client.post("/api/search", files={"image": ("t.jpg", fh, "image/jpeg")}, data={"k": "3", "kind": ""})
@@ -211,5 +215,7 @@ def test_the_api_and_cli_show_the_kinds_seen_and_take_a_kind(built_catalog, jean
     assert code == 0 and "Looks like: Jeans" in out and "ranked by Jeans" in out
     code, out, _ = run_cli(capsys, "search", built_catalog.path, PHOTOS / "tshirt.jpg", "--kind", "Watches", "--json")
     assert code == 0 and '"used": "Watches"' in out and '"source": "chosen"' in out
+    code, out, _ = run_cli(capsys, "search", built_catalog.path, PHOTOS / "tshirt.jpg", "--no-kind-rank")
+    assert code == 0 and "Looks like" not in out
     code, _, err = run_cli(capsys, "search", built_catalog.path, PHOTOS / "tshirt.jpg", "--kind", "Dresses")
     assert code != 0 and "no kind 'Dresses'" in err

@@ -217,6 +217,9 @@ def search(
     collapse: Annotated[
         bool, typer.Option(help="Show products with the very same picture once (the others listed under it).")
     ] = True,
+    kind_rank: Annotated[
+        bool, typer.Option(help="Rank up the kind the picture looks like (off: the nearest products' vote).")
+    ] = True,
     like: LikeOpt = None,
     unlike: UnlikeOpt = None,
     region: Annotated[str | None, typer.Option(help="Only this part of the picture: x0,y0,x1,y1 (fractions).")] = None,
@@ -248,6 +251,7 @@ def search(
         catalog, backend, uri, token, fetch_settings=settings, query_flip=query_flip, colour_rank=colour_rank,
         collapse_duplicates=collapse,
     )  # fmt: skip
+    cat.kind_rank = kind_rank
     with cat:
         if batch is not None:
             _search_batch(cat, batch, k, filters, as_json, colour, phrases, compact, kind)

@@ -63,6 +63,7 @@ def open_catalog(path: str | os.PathLike[str], settings: ServiceSettings) -> Cat
         colour_rank=settings.colour_rank,
         collapse_duplicates=settings.collapse_duplicates,
     )
+    catalog.kind_rank = settings.kind_rank
     try:
         from PIL import Image
 

@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
         description="Re-rank results by agreement with the query's colour (detected in a picture, or a product's "
         "own colour); a search can still turn it off with colour_rank=false.",
     )
+    kind_rank: bool = Field(
+        default=True,
+        description="Rank a query picture's kind up (the kind head; off: the nearest products' vote); a search can "
+        "still choose a kind with 'kind'.",
+    )
     collapse_duplicates: bool = Field(
         default=True,
         description="Show products with the very same picture once (the best-ranked, listing the others' ids in "
