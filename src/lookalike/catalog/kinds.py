@@ -52,7 +52,7 @@ def kind_model_for(host: QueryHost) -> KindModel | None:
     """The shipped kind head when it reads this catalogue's vectors (same embedding model family and size),
     else None (another embedding model: the nearest products' vote ranks by kind instead); None also when the
     host turned the kind stage off (``kind_rank``)."""
-    if not getattr(host, "kind_rank", True):
+    if not host.kind_rank:
         return None
     model = default_kind_model()
     if model is None or model.dim != host.dim:

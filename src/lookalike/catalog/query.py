@@ -69,6 +69,7 @@ class QueryHost(Protocol):
     backend: CatalogBackend
     query_flip: bool
     colour_rank: bool
+    kind_rank: bool
     collapse_duplicates: bool
     colour_weight: float
     photo_kind_weight: float
