@@ -1,7 +1,8 @@
 """Search latency by ranking stage, side by side in one run: the mirror merge alone, with the colour stage
 (garment segmenter + colour head + re-ranking the top candidates), the default search (colour and kind stages: the
-kind head over the query's vectors, its prior and the page's places for likely kinds) against the same with the
-kind stage off, and optionally another commit's search.
+kind head over the query's vectors and the kind branch, one more output of the embedding graph, its prior and the
+page's places for likely kinds) against the same with the kind stage off (no branch: the plain graph), and
+optionally another commit's search.
 
     python bench/search_stages.py                         # 9,583-product catalogue, 100 photo uploads
     python bench/search_stages.py --before 5ae5df3        # ... and that commit's Catalog.search, same photos

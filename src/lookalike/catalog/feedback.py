@@ -44,8 +44,8 @@ from lookalike.catalog.query import (
     SearchResult,
     _colour_plan,
     _context,
-    _views,
     check_k,
+    picture_views,
     query_image,
     rank_filled,
 )
@@ -302,14 +302,14 @@ def search(
         raise InvalidQueryError("give at most one of image, url, product_id or vector")
     if given == 0 and text is None and not judged.liked_ids:
         raise InvalidQueryError("feedback alone needs a liked product (positive); add a query to only dislike")
-    ctx, views, exclude, result, stages = _query(host, image, url, product_id, vector, text, k, filters, stages,
-                                                 colour, colour_rank, collapse)  # fmt: skip
+    ctx, views, exclude, result, stages, read = _query(host, image, url, product_id, vector, text, k, filters,
+                                                       stages, colour, colour_rank, collapse)  # fmt: skip
     fb = FeedbackQuery(judged, w, views, lambda ids: _vectors_of(host, ids), ignored=ignored)
     ctx = _liked_colour(host, ctx, result, fb, colour, colour_rank)
     if w.kind_vote is not None:
         ctx = replace(ctx, kind_weight=w.kind_vote)
     ctx = replace(ctx, candidates=max(ctx.candidates, min(w.candidates, MAX_K)), feedback=fb)
-    prior, result.kind = kind_plan(host, views if image is not None or url is not None else None, kind)
+    prior, result.kind = kind_plan(host, views if image is not None or url is not None else None, kind, read)
     ctx = with_kind(ctx, prior if kind is not None else None, host.colour_candidates)
     if given == 0:  # words or liked products alone: no query picture to be exactly
         ctx = replace(ctx, exact_similarity=float("inf"))
@@ -331,17 +331,19 @@ def _query(
     colour: str | None,
     colour_rank: bool | None,
     collapse: bool | None,
-) -> tuple[QueryContext, np.ndarray | None, set[str], SearchResult, Sequence[RankingStage]]:
-    """(the stages' context, the query's views or None, ids left out, the result with the colour used, stages)."""
+) -> tuple[QueryContext, np.ndarray | None, set[str], SearchResult, Sequence[RankingStage], np.ndarray | None]:
+    """(the stages' context, the query's views or None, ids left out, the result with the colour used, stages, the
+    kind branch's reading of the picture's views or None)."""
     img = None
     product = None
     exclude: set[str] = set()
     views: np.ndarray | None = None
+    read: np.ndarray | None = None
     if url is not None or image is not None:
         if url is not None and not url.lower().startswith(("http://", "https://")):
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
-        views = _views(host, img)
+        views, read = picture_views(host, img)
     elif product_id is not None:
         views = _product_vectors(host.backend, product_id)
         exclude.add(product_id)
@@ -351,7 +353,7 @@ def _query(
     if text is None:
         dist, weight, result = _colour_plan(host, img, product, colour, colour_rank)
         ctx = _context(host, k, filters, dist, weight, collapse, picture=img is not None)
-        return ctx, views, exclude, result, stages
+        return ctx, views, exclude, result, stages, read
     typed = check_text(text)
     text = correct_query(host, typed)
     intent = read_intent(text, host.article_types())
@@ -361,7 +363,7 @@ def _query(
     dist, weight, result = words._words_colour(host, intent, img, product, colour, colour_rank)
     ctx = words._words_context(host, k, filters, dist, weight, intent, collapse, picture=img is not None)
     result.understood = None if text == typed else text
-    return ctx, views, exclude, result, words.text_stages(stages)
+    return ctx, views, exclude, result, words.text_stages(stages), read
 
 
 def _liked_colour(

@@ -18,13 +18,14 @@ import numpy as np
 
 from lookalike.errors import InvalidQueryError
 from lookalike.extractors.identity import model_family
+from lookalike.extractors.kind_branch import KindBranch, kind_branch_of
 from lookalike.kind import KindModel, KindPrior, default_kind_model, kind_key, matching_kind
 
 if TYPE_CHECKING:
     from lookalike.catalog.query import QueryHost
     from lookalike.catalog.ranking import QueryContext
 
-__all__ = ["SHOWN_KINDS", "KindSeen", "kind_model_for", "kind_plan", "with_kind"]
+__all__ = ["SHOWN_KINDS", "KindSeen", "kind_branch_for", "kind_model_for", "kind_plan", "with_kind"]
 
 #: How many of the likeliest kinds a result names (the chips).
 SHOWN_KINDS = 3
@@ -60,6 +61,13 @@ def kind_model_for(host: QueryHost) -> KindModel | None:
     return model if model_family(host.extractor.name) == model_family(model.embedding) else None
 
 
+def kind_branch_for(host: QueryHost) -> KindBranch | None:
+    """The kind branch (:mod:`lookalike.extractors.kind_branch`) when the kind head has one, the kind stage is on and
+    this catalogue's model file is the one the branch was grafted on: a picture's views are then embedded by the
+    branch's graph, which gives the same vectors and the kinds; else None."""
+    return kind_branch_of(host.extractor, kind_model_for(host))
+
+
 @lru_cache(maxsize=8)
 def _class_columns(classes: tuple[str, ...], kinds: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     """(the catalogue kinds the head can name, a (classes, those kinds) 0/1 matrix summing classes into them)."""
@@ -78,9 +86,12 @@ def _distribution(model: KindModel, probabilities: np.ndarray, kinds: tuple[str,
     return {} if total <= 0 else {k: float(p) / total for k, p in zip(named, mass.tolist(), strict=True)}
 
 
-def kind_plan(host: QueryHost, views: np.ndarray | None, kind: str | None) -> tuple[KindPrior | None, KindSeen]:
+def kind_plan(
+    host: QueryHost, views: np.ndarray | None, kind: str | None, read: np.ndarray | None = None
+) -> tuple[KindPrior | None, KindSeen]:
     """(the prior the kind stage ranks by, or None; what the result reports) for a query whose picture's vectors
-    are ``views`` (None: no picture) and the kind the shopper chose (``kind``, None: none). Raises
+    are ``views`` (None: no picture), read by the kind branch as ``read`` (its (n, classes) probabilities of the
+    same views, None where no branch read them), and the kind the shopper chose (``kind``, None: none). Raises
     :class:`InvalidQueryError` for a chosen kind the catalogue does not have."""
     kinds = host.article_types()
     chosen = None
@@ -90,7 +101,7 @@ def kind_plan(host: QueryHost, views: np.ndarray | None, kind: str | None) -> tu
             some = ", ".join(sorted(kinds)[:12]) or "none: its products have no article type"
             raise InvalidQueryError(f"the catalogue has no kind {kind!r}; its kinds: {some}")
     model = kind_model_for(host) if views is not None else None
-    dist = _distribution(model, model.predict(views), kinds) if model is not None and views is not None else {}
+    dist = _distribution(model, model.predict(views, read), kinds) if model is not None and views is not None else {}
     prior = KindPrior(dist) if dist else None
     seen = KindSeen(prior.ranked(SHOWN_KINDS) if prior is not None else [])
     if chosen is not None:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.backends.base import CatalogBackend
-from lookalike.catalog.kinds import KindSeen, kind_plan, with_kind
+from lookalike.catalog.kinds import KindSeen, kind_branch_for, kind_plan, with_kind
 from lookalike.catalog.ranking import DEFAULT_STAGES, PictureKeys, QueryContext, RankingStage, product_family, rank
 from lookalike.colour.detect import ColourDetector, ColourEstimate
 from lookalike.colour.families import FAMILIES
@@ -45,8 +45,10 @@ __all__ = [
     "SearchResult",
     "check_k",
     "embed_query",
+    "embed_views",
     "image_bytes",
     "picture_keys",
+    "picture_views",
     "product_vectors",
     "query_image",
     "query_vectors",
@@ -149,6 +151,25 @@ def query_vectors(host: QueryHost, image: ImageInput) -> np.ndarray:
 
 def _views(host: QueryHost, img: Image.Image) -> np.ndarray:
     return host.extractor.embed(with_mirror(img) if host.query_flip else [img])
+
+
+def picture_views(host: QueryHost, img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the vectors of a picture's views, as :func:`query_vectors`; the kind branch's probabilities of the same
+    views, or None where the catalogue's model has no kind branch or the kind stage is off)."""
+    views = with_mirror(img) if host.query_flip else [img]
+    branch = kind_branch_for(host)
+    if branch is None:
+        return host.extractor.embed(views), None
+    return branch.read(np.stack([branch.preprocess(v) for v in views]))
+
+
+def embed_views(host: QueryHost, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """One query's preprocessed views as one batch of the model: (vectors, the kind branch's probabilities or
+    None). The branch's graph is the catalogue's model with a second output: its vectors are the model's."""
+    branch = kind_branch_for(host)
+    if branch is None:
+        return host.extractor.embed_preprocessed(np.stack(arrays)), None
+    return branch.read(np.stack(arrays))
 
 
 @dataclass
@@ -280,8 +301,8 @@ def search(
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
         dist, weight, result = _colour_plan(host, img, None, colour, colour_rank)
-        views = _views(host, img)
-        prior, result.kind = kind_plan(host, views, kind)
+        views, read = picture_views(host, img)
+        prior, result.kind = kind_plan(host, views, kind, read)
         ctx = with_kind(_context(host, k, filters, dist, weight, collapse, picture=True), prior, host.colour_candidates)
         result.hits = rank_filled(ctx, lambda d: host.search_vectors(views, k=d, filters=filters), stages)
         return result
@@ -368,14 +389,15 @@ def search_many(
             if good:
                 # each query's views as one batch of the model, as a single search embeds them: an FP32 graph's
                 # row depends on its place in the batch (1 ulp), and then a batch would not equal its searches
-                vecs = np.concatenate([host.extractor.embed_preprocessed(np.stack(a[0])) for _, a in good])
+                embedded = [embed_views(host, a[0]) for _, a in good]
+                vecs = np.concatenate([v for v, _ in embedded])
                 depth = max(max(ctx.depth, host.colour_candidates) for _, (_, ctx, _) in good)
                 found = host.search_vectors(vecs, k=depth, filters=filters)
                 row = 0
-                for i, (views, base, result) in good:
+                for (i, (views, base, result)), (_, read) in zip(good, embedded, strict=True):
                     mine = vecs[row : row + len(views)]
                     try:
-                        prior, result.kind = kind_plan(host, mine, kind)
+                        prior, result.kind = kind_plan(host, mine, kind, read)
                     except LookalikeError as exc:
                         results[start + i], row = exc, row + len(views)
                         continue

@@ -18,8 +18,8 @@ from lookalike.catalog.query import (
     SearchResult,
     _colour_plan,
     _context,
-    _views,
     check_k,
+    picture_views,
     product_vectors,
     query_image,
     rank_filled,
@@ -124,13 +124,14 @@ def search_words(
         words_vec = None if vecs is None else vecs[0]
     stages = text_stages(stages)
     img = None
+    read: np.ndarray | None = None
     product = None
     exclude: set[str] = set()
     if url is not None or image is not None:
         if url is not None and not url.lower().startswith(("http://", "https://")):
             raise InvalidQueryError("url must start with http:// or https://")
         img = query_image(host, url if url is not None else image)  # type: ignore[arg-type]
-        base = _views(host, img)
+        base, read = picture_views(host, img)
     elif product_id is not None:
         base = product_vectors(host.backend, product_id)  # every picture of the product
         exclude.add(product_id)
@@ -143,7 +144,7 @@ def search_words(
         return result
     dist, weight, result = _words_colour(host, intent, img, product, colour, colour_rank)
     ctx = _words_context(host, k, filters, dist, weight, intent, collapse, picture=img is not None)
-    prior, result.kind = kind_plan(host, base if img is not None else None, kind)
+    prior, result.kind = kind_plan(host, base if img is not None else None, kind, read)
     if kind is None and intent.article_types and result.kind is not None:
         prior = None  # the words name the kind ("this, but as a skirt"): the facet stage ranks by it
         result.kind = replace(result.kind, used=None, source=None)

@@ -252,7 +252,8 @@ def evaluate_colour_task(
             raise ValueError(f"task {task.name!r} needs a query colour detector")
         colours = np.stack([query_colour(p) for p in task.queries.paths]) if len(task.queries) else np.zeros((0, 12))
     fam_idx = np.array([FAMILIES.index(f) if f is not None else -1 for f in task.gallery_families], dtype=np.int64)
-    priors = _kind_priors(kind_model, q, mirrored, task.gallery_types) if kind_model is not None else None
+    reads = _branch_reads(extractor, kind_model, task.queries.paths, mirrored is not None) if kind_model else None
+    priors = _kind_priors(kind_model, q, mirrored, task.gallery_types, reads) if kind_model is not None else None
     ranked = idx.copy()
     for i in range(len(idx)):
         valid = idx[i] >= 0
@@ -300,15 +301,41 @@ def _head_for(extractor: Extractor) -> KindModel | None:
     return model if fits and model_family(extractor.name) == model_family(model.embedding) else None  # type: ignore[union-attr]
 
 
+def _branch_reads(
+    extractor: Extractor, model: KindModel, paths: Sequence[Path], mirror: bool
+) -> list[np.ndarray] | None:
+    """The kind branch's probabilities of each query's views (the picture, and its mirror image with ``mirror``),
+    as a catalogue's search reads them; None where ``extractor``'s model has no kind branch."""
+    from lookalike.extractors.base import with_mirror
+    from lookalike.extractors.kind_branch import kind_branch_of
+    from lookalike.imaging.decode import load_image
+
+    branch = kind_branch_of(extractor, model)
+    if branch is None:
+        return None
+    out = []
+    for path in paths:
+        img = load_image(path)
+        views = with_mirror(img) if mirror else [img]
+        out.append(branch.read(np.stack([branch.preprocess(v) for v in views]))[1])
+    return out
+
+
 def _kind_priors(
-    model: KindModel, q: np.ndarray, mirrored: np.ndarray | None, gallery_types: Sequence[str]
+    model: KindModel,
+    q: np.ndarray,
+    mirrored: np.ndarray | None,
+    gallery_types: Sequence[str],
+    reads: list[np.ndarray] | None = None,
 ) -> list[KindPrior]:
-    """Each query's kind prior over the gallery's kinds, as :func:`lookalike.catalog.kinds.kind_plan` makes it."""
+    """Each query's kind prior over the gallery's kinds, as :func:`lookalike.catalog.kinds.kind_plan` makes it
+    (``reads``: the kind branch's probabilities of each query's views, where it has one)."""
     kinds = sorted(set(gallery_types))
     out = []
     for i in range(len(q)):
         views = q[i : i + 1] if mirrored is None else np.stack([q[i], mirrored[i]])
-        out.append(KindPrior(catalogue_distribution(model.classes, model.predict(views), kinds)))
+        read = reads[i] if reads is not None else None
+        out.append(KindPrior(catalogue_distribution(model.classes, model.predict(views, read), kinds)))
     return out
 
 

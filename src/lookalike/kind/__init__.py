@@ -2,7 +2,7 @@
 for kinds, and the kind stage's arithmetic. Lower than the catalogue: imports only numpy and
 :mod:`lookalike.errors`."""
 
-from lookalike.kind.model import DEFAULT_KIND_MODEL, KindModel, default_kind_model
+from lookalike.kind.model import DEFAULT_KIND_MODEL, KindBranchSpec, KindModel, default_kind_model
 from lookalike.kind.names import catalogue_distribution, kind_key, matching_kind
 from lookalike.kind.ranking import (
     KIND_PREFERENCE_WEIGHT,
@@ -20,6 +20,7 @@ __all__ = [
     "KIND_SPREAD_MIN",
     "KIND_SPREAD_SHARE",
     "KIND_WEIGHT",
+    "KindBranchSpec",
     "KindModel",
     "KindPrior",
     "catalogue_distribution",

@@ -20,9 +20,23 @@ import numpy as np
 
 from lookalike.errors import ModelLoadError
 
-__all__ = ["DEFAULT_KIND_MODEL", "KindModel", "default_kind_model"]
+__all__ = ["DEFAULT_KIND_MODEL", "KindBranchSpec", "KindModel", "default_kind_model"]
 
 DEFAULT_KIND_MODEL = Path(__file__).resolve().parent.parent / "models" / "lookalike-kind.json"
+
+
+@dataclass(frozen=True)
+class KindBranchSpec:
+    """The kind branch that goes with a head: an embedding graph with a ``kind`` output (``file``, next to the head's
+    JSON), grafted on the embedding model file whose SHA-256 is ``embedding_sha256``; a query read by both has
+    the normalised geometric mean ``P_head ** (1 - weight) * P_branch ** weight``."""
+
+    file: str
+    embedding_sha256: str
+    weight: float = 0.5
+
+    def path(self, folder: Path) -> Path:
+        return folder / self.file
 
 
 @dataclass
@@ -40,6 +54,7 @@ class KindModel:
     hidden_bias: np.ndarray | None = None  # (hidden,)
     scale: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
+    branch: KindBranchSpec | None = None
 
     def __post_init__(self) -> None:
         self.classes = tuple(self.classes)
@@ -78,11 +93,20 @@ class KindModel:
         p = np.exp(logits)
         return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
 
-    def predict(self, views: np.ndarray) -> np.ndarray:
+    def predict(self, views: np.ndarray, branch: np.ndarray | None = None) -> np.ndarray:
         """The distribution (classes,) of a query seen as ``views`` ((n, dim): a picture and its mirror image):
-        the mean of the views' distributions."""
+        the mean of the views' distributions; with ``branch`` (the kind branch's (n, classes) probabilities of the
+        same views) their normalised geometric mean with the branch's mean, weighted by the spec's ``weight``."""
         v = np.asarray(views, dtype=np.float32)
-        return self.probabilities(v.reshape(-1, self.dim)).mean(axis=0)
+        head = self.probabilities(v.reshape(-1, self.dim)).mean(axis=0)
+        if branch is None or self.branch is None:
+            return head
+        b = np.asarray(branch, dtype=np.float32).reshape(-1, len(self.classes)).mean(axis=0)
+        w = float(self.branch.weight)
+        tiny = np.float32(1e-8)
+        log = (1.0 - w) * np.log(np.maximum(head, tiny)) + w * np.log(np.maximum(b, tiny))
+        p = np.exp(log - log.max())
+        return (p / p.sum()).astype(np.float32)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         doc: dict[str, Any] = {
@@ -95,6 +119,12 @@ class KindModel:
             "bias": np.round(self.bias, 6).tolist(),
             "info": self.info,
         }
+        if self.branch is not None:
+            doc["branch"] = {
+                "file": self.branch.file,
+                "embedding_sha256": self.branch.embedding_sha256,
+                "weight": self.branch.weight,
+            }
         if self.hidden_weights is not None and self.hidden_bias is not None:
             doc["hidden_weights"] = np.round(self.hidden_weights, 6).tolist()
             doc["hidden_bias"] = np.round(self.hidden_bias, 6).tolist()
@@ -116,6 +146,7 @@ class KindModel:
                 hidden_bias=np.asarray(doc["hidden_bias"], dtype=np.float32) if "hidden_bias" in doc else None,
                 scale=float(doc.get("scale", 1.0)),
                 info=doc.get("info", {}),
+                branch=KindBranchSpec(**doc["branch"]) if doc.get("branch") else None,
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"cannot read the kind head {path}: {exc}") from exc
