@@ -127,7 +127,7 @@ def train_kind(
         bool,
         typer.Option(
             "--branch/--no-branch",
-            help="Also fine-tune the kind branch on lookalike-fashion's own maps (torch; ~25 min on 2 cores) and "
+            help="Also fine-tune the kind branch on lookalike-fashion's own maps (torch; ~12 min on 2 cores) and "
             "write it beside the head (OUT with .onnx).",
         ),
     ] = False,
