@@ -51,7 +51,8 @@ class KindBranch(OnnxExtractor):
 
     def read(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(L2-normalised vectors, kind probabilities) of a stacked batch of :meth:`preprocess` outputs."""
-        vectors, kinds = self._session.run([self._output, KIND_OUTPUT], {self._input: batch.astype(np.float32)})
+        feed = {self._input: batch.astype(np.float32, copy=False)}
+        vectors, kinds = self._session.run([self._output, KIND_OUTPUT], feed)
         return l2_normalize(np.asarray(vectors, dtype=np.float32)), np.asarray(kinds, dtype=np.float32)
 
 

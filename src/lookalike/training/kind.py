@@ -29,7 +29,7 @@ import numpy as np
 
 from lookalike.kind.model import KindModel
 
-__all__ = ["KindData", "KindTrainCfg", "fit_partial_softmax", "kind_training_data", "train_kind_head"]
+__all__ = ["KindData", "KindTrainCfg", "fit_partial_softmax", "kind_training_data", "photo_labels", "train_kind_head"]
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -139,7 +139,6 @@ def kind_training_data(
         catalog_rows,
         photo_task,
         resolve_datasets_root,
-        split_contributors,
     )
 
     base = resolve_datasets_root(root)
@@ -158,20 +157,9 @@ def kind_training_data(
         shots = np.concatenate([shots, more])
         labels += [index[r["articleType"]] for r in rows]
     task = photo_task(base)
-    folder = base / PHOTO_DATASET
-    mapping = json.loads((folder / "label_to_articletype.json").read_text())
-    fine_map = json.loads((folder / "fine_type_to_articletype.json").read_text())
-    with (folder / "colours.csv").open(newline="") as fh:
-        fine = {r["image"]: r["fine_type"] for r in csv.DictReader(fh) if r.get("fine_type")}
-    senders = _senders(folder)
-    trained = split_contributors([senders[i] for i in task.queries.ids], seed=0)
     q, _ = cache.embed(extractor, task.queries, progress=_part(progress, "photos"))
     mirrored, _ = cache.embed(extractor, task.queries, progress=_part(progress, "mirrored photos"), flip=True)
-    sets = []
-    for image_id, label in zip(task.queries.ids, task.query_groups, strict=True):
-        kinds = fine_map[fine[image_id]] if image_id in fine else mapping[label]
-        sets.append(frozenset(index[k] for k in kinds if k in index))
-    side = np.array([senders[i] in trained for i in task.queries.ids])
+    sets, side, has_fine = photo_labels(base, task.queries.ids, task.query_groups, index)
     ii = np.flatnonzero(side)
     data = KindData(
         classes,
@@ -185,10 +173,30 @@ def kind_training_data(
     heldout = {
         "views": np.stack([q[held], mirrored[held]], axis=1),
         "sets": [sets[i] for i in held],
-        "fine": [task.queries.ids[i] in fine for i in held],
+        "fine": [bool(has_fine[i]) for i in held],
         "source": f"{CATALOG_DATASET}, {PHOTO_DATASET}",
     }
     return data, heldout
+
+
+def photo_labels(
+    base: Path, ids: Sequence[str], groups: Sequence[str], index: dict[str, int]
+) -> tuple[list[frozenset[int]], np.ndarray, np.ndarray]:
+    """For task 2's photos (``ids`` with their labels ``groups``): each one's set of class indices (its label's
+    article types, or its fine kind's where ``colours.csv`` has one), whether its contributor is on the training
+    side of :func:`split_contributors` (seed 0), and whether it has a fine kind."""
+    from lookalike.evaluate.datasets import PHOTO_DATASET, split_contributors
+
+    folder = base / PHOTO_DATASET
+    mapping = json.loads((folder / "label_to_articletype.json").read_text())
+    fine_map = json.loads((folder / "fine_type_to_articletype.json").read_text())
+    with (folder / "colours.csv").open(newline="") as fh:
+        fine = {r["image"]: r["fine_type"] for r in csv.DictReader(fh) if r.get("fine_type")}
+    senders = _senders(folder)
+    trained = split_contributors([senders[i] for i in ids], seed=0)
+    sets = [frozenset(index[k] for k in (fine_map[fine[i]] if i in fine else mapping[g]) if k in index)
+            for i, g in zip(ids, groups, strict=True)]  # fmt: skip
+    return sets, np.array([senders[i] in trained for i in ids]), np.array([i in fine for i in ids])
 
 
 def _senders(folder: Path) -> dict[str, str]:

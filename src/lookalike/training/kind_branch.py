@@ -15,9 +15,7 @@ names it (:class:`lookalike.kind.KindBranchSpec`). Needs the training extras (to
 from __future__ import annotations
 
 import copy
-import json
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.kind.model import KindBranchSpec, KindModel
+from lookalike.training.kind import _balance
 
 __all__ = ["FEATURE_TENSOR", "BranchCfg", "branch_graph", "train_kind_branch"]
 
@@ -86,11 +85,11 @@ def branch_data(root: Path, fashion: Path, cfg: BranchCfg, progress: ProgressFn 
     import onnxruntime as ort
     from PIL import Image
 
-    from lookalike.evaluate.datasets import PHOTO_DATASET, catalog_rows, photo_task, split_contributors
+    from lookalike.evaluate.datasets import catalog_rows, photo_task
     from lookalike.evaluate.harness import load_model
     from lookalike.imaging.decode import load_image
     from lookalike.training import augment as A
-    from lookalike.training.kind import _senders, _small_rows
+    from lookalike.training.kind import _small_rows, photo_labels
 
     _, ex = load_model("lookalike-fashion")
     opts = ort.SessionOptions()
@@ -119,14 +118,7 @@ def branch_data(root: Path, fashion: Path, cfg: BranchCfg, progress: ProgressFn 
         shots.append(_maps(session, small, plain, cfg.seed, progress, "small catalogue"))
         labels += [index[r["articleType"]] for r in rows]
     task = photo_task(root)
-    folder = root / PHOTO_DATASET
-    mapping = json.loads((folder / "label_to_articletype.json").read_text())
-    fine_map = json.loads((folder / "fine_type_to_articletype.json").read_text())
-    fine = {r["image"]: r["fine_type"] for r in _csv(folder / "colours.csv") if r.get("fine_type")}
-    senders = _senders(folder)
-    trained = split_contributors([senders[i] for i in task.queries.ids], seed=0)
-    sets = [frozenset(index[k] for k in (fine_map[fine[i]] if i in fine else mapping[g]) if k in index)
-            for i, g in zip(task.queries.ids, task.query_groups, strict=True)]  # fmt: skip
+    sets, side, has_fine = photo_labels(root, task.queries.ids, task.query_groups, index)
     paths = list(task.queries.paths)
 
     def clean(p: Path, _rng: np.random.Generator, flip: bool = False) -> np.ndarray:
@@ -135,7 +127,6 @@ def branch_data(root: Path, fashion: Path, cfg: BranchCfg, progress: ProgressFn 
 
     picture = _maps(session, paths, clean, 0, progress, "photos")
     mirror = _maps(session, paths, lambda p, r: clean(p, r, True), 0, progress, "mirrored photos")
-    side = np.array([senders[i] in trained for i in task.queries.ids])
     tr, held = np.flatnonzero(side), np.flatnonzero(~side)
     aug_items = [paths[i] for _ in range(cfg.photo_views) for i in tr]
     augmented = _maps(session, aug_items, phone, cfg.seed + 2, progress, "photo views")
@@ -145,7 +136,7 @@ def branch_data(root: Path, fashion: Path, cfg: BranchCfg, progress: ProgressFn 
         "shot_labels": np.array(labels, dtype=np.int64),
         "photos": np.concatenate([picture[tr], mirror[tr], augmented]),
         "photo_sets": [sets[i] for i in tr] * (2 + cfg.photo_views),
-        "held": (picture[held], mirror[held], [sets[i] for i in held], [task.queries.ids[i] in fine for i in held]),
+        "held": (picture[held], mirror[held], [sets[i] for i in held], [bool(has_fine[i]) for i in held]),
         "counts": {
             "catalogue shots": len(train),
             "small-catalogue shots": len(labels) - len(train),
@@ -153,13 +144,6 @@ def branch_data(root: Path, fashion: Path, cfg: BranchCfg, progress: ProgressFn 
             "photo views": len(tr) * (2 + cfg.photo_views),
         },
     }
-
-
-def _csv(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _branch_module(classes: int, dropout: float) -> Any:
@@ -193,8 +177,7 @@ def _branch_module(classes: int, dropout: float) -> Any:
 
 
 def _weights(keys: Sequence[Any], power: float) -> np.ndarray:
-    counts = Counter(keys)
-    w = np.array([counts[k] ** -power for k in keys], dtype=np.float32)
+    w = _balance(keys, power)
     return w / w.mean()
 
 
